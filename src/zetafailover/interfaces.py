@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Characteristic",
@@ -33,6 +33,7 @@ __all__ = [
     "Liveness",
     "MemberRecord",
     "NodeState",
+    "Notifier",
     "OutboundFax",
     "PageConfirmed",
     "PeerMonitor",
@@ -452,4 +453,21 @@ class LineSwitch(Protocol):
 
     def may_answer(self, node: str) -> bool:
         """Whether ``node``'s devices may answer incoming calls now. Never blocks."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers lifecycle notifications to plugins, after the safety-critical step they report (invariant 9).
+
+    Timing: ``notify`` never blocks the caller for longer than the configured hook timeout per hook (an
+    implementation may deliver on a worker thread, in order). Never raises: a hook that raises or hangs is
+    logged with the plugin's name and skipped. Event names are the hook names without the
+    ``zetafailover_`` prefix (``role_changed``, ``term_won``, ``peer_fenced``, ``devices_online``,
+    ``lines_switched``, ``spool_recovered``, ``job_state_changed``, ``fax_received``,
+    ``device_health_changed``).
+    """
+
+    def notify(self, event: str, **payload: Any) -> None:
+        """Deliver ``event`` with keyword ``payload`` to every hook implementation, each isolated."""
         ...
