@@ -1,3 +1,137 @@
-"""zetafailover: automatic failover for fax servers."""
+"""zetafailover: automatic failover for fax servers.
 
-from zetafailover.interfaces import *  # noqa: F403  (temporary; replaced by the explicit public API)
+The public API. Everything a fax product needs is importable from here; modules whose names start with an
+underscore are private. The test harness (fake clock helpers, simulated cluster, real-process driver, store
+contract suite, fault-injecting store) lives in :mod:`zetafailover.testing` and is never imported at run time.
+"""
+
+from zetafailover.admin import ClusterView, NodeView, observe_cluster, request_switchover
+from zetafailover.assemble import Assembly, build_node, open_store
+from zetafailover.clock import FakeClock, SystemClock
+from zetafailover.config import NodeConfig, SectionConfig, load_config, parse_config
+from zetafailover.core.events import EventLog, read_events
+from zetafailover.core.monitor import HeartbeatMonitor, MemberTracker
+from zetafailover.core.node import BoundedStore, FailoverNode, Workload
+from zetafailover.core.timing import PROFILES, Timing, timing_from_profile
+from zetafailover.errors import (
+    ConfigError,
+    CorruptRecordError,
+    DeviceError,
+    FenceError,
+    LineSwitchError,
+    LostTermError,
+    PluginError,
+    StaleTermError,
+    StoreError,
+    StoreUnavailableError,
+    SwitchoverRefusedError,
+    TermConflictError,
+    TimingError,
+    TimingMismatchError,
+    ValidationError,
+    ZetafailoverError,
+)
+from zetafailover.interfaces import (
+    Characteristic,
+    Clock,
+    DeviceHealth,
+    DeviceStatus,
+    FaxDevice,
+    FenceResult,
+    FenceTarget,
+    HeartbeatRecord,
+    HeartbeatStore,
+    InboundSink,
+    LineSwitch,
+    Liveness,
+    MemberRecord,
+    NodeState,
+    Notifier,
+    OutboundFax,
+    PageConfirmed,
+    PeerMonitor,
+    PeerStatus,
+    ProcessIdentity,
+    ProcessTerminator,
+    SendOutcome,
+    StoreRead,
+    SwitchoverRequest,
+    Transition,
+)
+from zetafailover.notify import HookFailure, PluginNotifier
+from zetafailover.plugins import get_plugin_manager, hookimpl, list_plugins
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROFILES",
+    "Assembly",
+    "BoundedStore",
+    "Characteristic",
+    "Clock",
+    "ClusterView",
+    "ConfigError",
+    "CorruptRecordError",
+    "DeviceError",
+    "DeviceHealth",
+    "DeviceStatus",
+    "EventLog",
+    "FailoverNode",
+    "FakeClock",
+    "FaxDevice",
+    "FenceError",
+    "FenceResult",
+    "FenceTarget",
+    "HeartbeatMonitor",
+    "HeartbeatRecord",
+    "HeartbeatStore",
+    "HookFailure",
+    "InboundSink",
+    "LineSwitch",
+    "LineSwitchError",
+    "Liveness",
+    "LostTermError",
+    "MemberRecord",
+    "MemberTracker",
+    "NodeConfig",
+    "NodeState",
+    "NodeView",
+    "Notifier",
+    "OutboundFax",
+    "PageConfirmed",
+    "PeerMonitor",
+    "PeerStatus",
+    "PluginError",
+    "PluginNotifier",
+    "ProcessIdentity",
+    "ProcessTerminator",
+    "SectionConfig",
+    "SendOutcome",
+    "StaleTermError",
+    "StoreError",
+    "StoreRead",
+    "StoreUnavailableError",
+    "SwitchoverRefusedError",
+    "SwitchoverRequest",
+    "SystemClock",
+    "TermConflictError",
+    "Timing",
+    "TimingError",
+    "TimingMismatchError",
+    "Transition",
+    "ValidationError",
+    "Workload",
+    "ZetafailoverError",
+    "__version__",
+    "build_node",
+    "get_plugin_manager",
+    "hookimpl",
+    "list_plugins",
+    "load_config",
+    "observe_cluster",
+    "open_store",
+    "parse_config",
+    "read_events",
+    "request_switchover",
+    "timing_from_profile",
+]

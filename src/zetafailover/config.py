@@ -37,6 +37,7 @@ from zetafailover.errors import ConfigError
 __all__ = ["NodeConfig", "SectionConfig", "load_config", "parse_config"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SECTIONS = {"cluster", "node", "timing", "terminator", "device", "line", "spool", "plugins"}
 
 
@@ -49,6 +50,13 @@ class SectionConfig:
     options: Mapping[str, Any]
     where: str
     """``file: key`` of the section, for error messages."""
+    base: Path = field(default_factory=Path.cwd)
+    """The folder of the config file: relative paths in ``options`` are relative to it."""
+
+    def path(self, value: str) -> Path:
+        """``value`` as a path, relative to the config file's folder unless absolute (``~`` expanded)."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base / p
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,8 @@ class NodeConfig:
     devices: tuple[SectionConfig, ...] = ()
     line: SectionConfig | None = None
     spool_dir: Path | None = None
+    plugin_modules: tuple[str, ...] = ()
+    """Extra plugin modules to import and register (``[plugins] modules = [...]``), besides entry points."""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +126,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>", base: Path |
         name=kind,
         options={k: v for k, v in term_table.items() if k != "kind"},
         where=f"{source}: terminator",
+        base=base,
     )
 
     devices: list[SectionConfig] = []
@@ -138,6 +149,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>", base: Path |
                 name=name,
                 options={k: v for k, v in dev.items() if k not in ("driver", "name")},
                 where=f"{source}: {where}",
+                base=base,
             )
         )
 
@@ -150,12 +162,25 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>", base: Path |
             name=strategy,
             options={k: v for k, v in line_table.items() if k != "strategy"},
             where=f"{source}: line",
+            base=base,
         )
 
     spool_dir: Path | None = None
     if "spool" in data:
         spool = _table(data, "spool", source)
+        _no_unknown(spool, {"path"}, "spool", source)
         spool_dir = _path(spool, "spool.path", source, base)
+
+    plugin_modules: tuple[str, ...] = ()
+    if "plugins" in data:
+        plugins = _table(data, "plugins", source)
+        _no_unknown(plugins, {"modules"}, "plugins", source)
+        modules = plugins.get("modules", [])
+        if not isinstance(modules, list) or not all(isinstance(m, str) and _MODULE.match(m) for m in modules):
+            raise ConfigError(
+                source, "plugins.modules", f"must be a list of importable module names (a.b.c), not {modules!r}"
+            )
+        plugin_modules = tuple(modules)
 
     return NodeConfig(
         source=source,
@@ -170,6 +195,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>", base: Path |
         devices=tuple(devices),
         line=line,
         spool_dir=spool_dir,
+        plugin_modules=plugin_modules,
         raw=data,
     )
 
@@ -200,7 +226,7 @@ def _str(table: Mapping[str, Any], dotted: str, source: str, default: str | None
 
 def _name(table: Mapping[str, Any], dotted: str, source: str, default: str | None = None) -> str:
     value = _str(table, dotted, source, default)
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ConfigError(
             source, dotted, f"{value!r} is not a valid name: use letters, digits, '.', '_' or '-' (at most 63)"
         )

@@ -63,6 +63,14 @@ class Timing:
                 f"{self.heartbeat_interval:g} + 2 × {self.store_timeout:g} + {self.margin:g} = {need:g} "
                 f"> {self.timeout:g}; raise timeout or lower the others",
             )
+        if self.fence_timeout + self.store_timeout > self.self_fence_after + 1e-9:
+            raise TimingError(
+                source,
+                "timing.fence_timeout",
+                f"fence_timeout + store_timeout must not exceed timeout − margin so that a takeover never "
+                f"outlives its own heartbeat: {self.fence_timeout:g} + {self.store_timeout:g} > "
+                f"{self.self_fence_after:g}",
+            )
         if self.margin <= 0:
             raise TimingError(source, "timing.margin", "must be greater than 0 so the active self-fences first")
 
@@ -89,11 +97,11 @@ class Timing:
 
 PROFILES: dict[str, Timing] = {
     # name: heartbeat_interval / timeout, store_timeout, margin
-    "standard": Timing(heartbeat_interval=2.0, timeout=15.0, store_timeout=3.0, margin=3.0),
+    "standard": Timing(heartbeat_interval=2.0, timeout=15.0, store_timeout=3.0, margin=3.0, fence_timeout=8.0),
     "fast": Timing(heartbeat_interval=0.5, timeout=5.0, store_timeout=1.0, margin=1.0, fence_timeout=3.0),
     "share": Timing(heartbeat_interval=2.0, timeout=30.0, store_timeout=5.0, margin=5.0),
     "lab": Timing(
-        heartbeat_interval=0.1, timeout=1.0, store_timeout=0.2, margin=0.2, hook_timeout=0.5, fence_timeout=1.0
+        heartbeat_interval=0.1, timeout=1.0, store_timeout=0.2, margin=0.2, hook_timeout=0.5, fence_timeout=0.5
     ),
 }
 """Named timing profiles: ``standard`` (2 s / 15 s), ``fast`` (0.5 s / 5 s, a local or etcd store), ``share``

@@ -1,0 +1,52 @@
+"""Developer sessions: `nox -s tests lint typecheck demo benchmarks`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+EXAMPLE_PLUGIN = "./examples/zetafailover-example-plugin"
+
+
+def _install_test_env(session: nox.Session) -> None:
+    session.install("-U", "pip>=25.1")
+    session.install("-e", ".", "-e", EXAMPLE_PLUGIN, "--group", "test")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (simulated time, real processes, the example plugin)."""
+    _install_test_env(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and the benchmarks."""
+    _install_test_env(session)
+    session.run("mypy", "--strict")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The Quick start demo: two real nodes, a SIGKILL, a takeover and a switchover back."""
+    session.install(".")
+    session.run("zetafailover", "demo", *session.posargs)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Takeover time on the lab and fast profiles (prints JSON; see docs/benchmarks.md)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/takeover.py", "--profile", "lab", "--trials", "20", "--json")
+    session.run("python", "benchmarks/takeover.py", "--profile", "fast", "--trials", "10", "--json")
