@@ -38,7 +38,7 @@ _MAX_CHANNELS = 240
 """A loopback device simulates at most what one card carries (an E1 PRI has 30; a rack of them, 240)."""
 
 _TERMINATOR_KEYS = {"pid": {"grace", "reboot_confirms"}, "command": {"command", "timeout", "env"}, "none": set()}
-_LOOPBACK_KEYS = {"channels", "log"}
+_LOOPBACK_KEYS = {"channels", "log", "page_seconds"}
 
 
 # ---------------------------------------------------------------------------------------------- listing
@@ -165,7 +165,13 @@ def zetafailover_make_device(section: SectionConfig, clock: Clock) -> FaxDevice 
     options = _loopback_options(section)
     from zetafailover.devices.loopback import LoopbackDevice  # noqa: PLC0415
 
-    return LoopbackDevice(name=section.name, channels=options["channels"], log_path=options["log"], clock=clock)
+    return LoopbackDevice(
+        name=section.name,
+        channels=options["channels"],
+        log_path=options["log"],
+        clock=clock,
+        page_seconds=options["page_seconds"],
+    )
 
 
 def _loopback_options(section: SectionConfig) -> dict[str, Any]:
@@ -178,7 +184,11 @@ def _loopback_options(section: SectionConfig) -> dict[str, Any]:
     log = opts.get("log")
     if log is not None and (not isinstance(log, str) or not log.strip() or "\x00" in log):
         raise section_error(section, "log", f"must be a file path, not {log!r}")
-    return {"channels": channels, "log": section.path(log) if log is not None else None}
+    return {
+        "channels": channels,
+        "log": section.path(log) if log is not None else None,
+        "page_seconds": _seconds(section, "page_seconds", default=0.0),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -7,6 +7,7 @@ third party's drivers are found the same way.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from zetafailover.config import NodeConfig
 from zetafailover.core.events import EventLog
 from zetafailover.core.node import BoundedStore, FailoverNode, Workload
 from zetafailover.errors import ConfigError
-from zetafailover.interfaces import Characteristic, Clock, HeartbeatStore
+from zetafailover.interfaces import Characteristic, Clock, FaxDevice, HeartbeatStore
 from zetafailover.notify import PluginNotifier
 from zetafailover.plugins import (
     get_plugin_manager,
@@ -29,6 +30,8 @@ from zetafailover.plugins import (
     register_modules,
     validate_config,
 )
+from zetafailover.spool.directory import DirectorySpool
+from zetafailover.spool.workload import SpoolWorkload, spool_dir_of
 
 __all__ = ["Assembly", "build_node", "open_store"]
 
@@ -86,6 +89,8 @@ def build_node(
     _make_private_dir(config.state_dir, config.source)
     events = EventLog(config.node, clock, config.state_dir / "events.jsonl")
     notifier = PluginNotifier(pm, config.timing.hook_timeout)
+    if work is None and spool_dir_of(config) is not None:
+        work = open_workload(config, devices, clock, notifier)
     node = FailoverNode(
         name=config.node,
         cluster=config.cluster,
@@ -101,7 +106,20 @@ def build_node(
         events=events,
         processes=(current_identity("node"),),
     )
+    if isinstance(work, SpoolWorkload):
+        work.set_guard(node.may_act)
     return Assembly(node=node, notifier=notifier, events=events)
+
+
+def open_workload(
+    config: NodeConfig, devices: Sequence[FaxDevice], clock: Clock, notifier: PluginNotifier | None = None
+) -> SpoolWorkload:
+    """The node's fax queue: the shared spool, dispatched onto this node's devices."""
+    folder = spool_dir_of(config)
+    if folder is None:
+        raise ConfigError(config.source, "spool.path", "missing: the store is not a shared folder, so name the spool")
+    spool = DirectorySpool(folder, node=config.node, clock=clock)
+    return SpoolWorkload(spool, devices, config.node, clock, notify=notifier.notify if notifier else None)
 
 
 def _make_private_dir(path: Path, source: str) -> None:

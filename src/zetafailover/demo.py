@@ -1,9 +1,11 @@
 """``zetafailover demo``: the failover story with two real node processes on one shared folder.
 
 It starts two ``zetafailover run`` processes (loopback devices, the ``pid`` terminator) in a temporary
-folder, shows which one is active, kills the active with SIGKILL, shows the other taking over and how long it
-took, restarts the killed server (it comes back as a standby: no automatic failback), switches back by hand
-as an administrator would for maintenance, and prints a summary. It finishes by itself in well under a minute.
+folder, queues a few faxes on the shared spool, shows which node is active and sending, kills the active with
+SIGKILL in the middle of the transmissions, shows the other taking over, resuming the interrupted faxes at
+their first unconfirmed page and sending them all, restarts the killed server (it comes back as a standby: no
+automatic failback), switches back by hand as an administrator would for maintenance, and prints a summary.
+It finishes by itself in well under a minute.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from zetafailover.admin import observe_cluster, request_switchover
 from zetafailover.clock import SystemClock
 from zetafailover.core.timing import PROFILES
+from zetafailover.spool.directory import DirectorySpool
+from zetafailover.spool.jobs import JobState
+from zetafailover.spool.render import text_document
 from zetafailover.testing.processes import NodeProcesses
 
 __all__ = ["run_demo"]
@@ -31,12 +37,30 @@ class _Narrator:
         print(f"[{time.monotonic() - self.t0:6.2f} s] {text}", flush=True)
 
 
+def _pages_sent(nodes: NodeProcesses, name: str) -> int:
+    return sum(1 for e in nodes.device_log(name) if e["event"] == "page")
+
+
 def _show_status(nodes: NodeProcesses, profile: str) -> None:
     timing = PROFILES[profile]
     view = observe_cluster(nodes.store, nodes.cluster, timing, SystemClock(), 2.5 * timing.heartbeat_interval)
     for n in view.nodes:
         beat = f"heartbeat {n.heartbeat_age_s:.2f} s ago" if n.heartbeat_age_s is not None else "no heartbeat"
         print(f"           {n.name}: {n.role:<7} state={n.state:<9} term={n.term} {beat}", flush=True)
+
+
+FAXES, PAGES = 6, 4
+
+
+def _queue_faxes(folder: Path) -> tuple[DirectorySpool, list[str]]:
+    spool = DirectorySpool(folder / "shared" / "spool", node="demo-admin")
+    document = folder / "letter.tif"
+    text_document(document, [["zetafailover demo", f"page {i + 1} of {PAGES}"] for i in range(PAGES)])
+    return spool, [spool.submit(document, f"555 01{i:02d}") for i in range(FAXES)]
+
+
+def _count(spool: DirectorySpool, ids: list[str], state: JobState) -> int:
+    return sum(1 for job_id in ids if spool.get(job_id).state == state)
 
 
 def run_demo(keep: bool = False, profile: str = "lab") -> int:
@@ -46,7 +70,7 @@ def run_demo(keep: bool = False, profile: str = "lab") -> int:
         return 2
     t = PROFILES[profile]
     folder = Path(tempfile.mkdtemp(prefix="zetafailover-demo-"))
-    nodes = NodeProcesses(folder, cluster="demo", profile=profile)
+    nodes = NodeProcesses(folder, cluster="demo", profile=profile, device_options={"page_seconds": 0.15})
     out = _Narrator()
     print(
         f"zetafailover demo in {folder}\nprofile {profile}: heartbeat every {t.heartbeat_interval:g} s, "
@@ -60,7 +84,11 @@ def run_demo(keep: bool = False, profile: str = "lab") -> int:
             out.say(f"started {name} (priority {priority}, pid {proc.pid})")
         first = nodes.wait_active(10 * t.timeout + 20)
         out.say(f"{first.holder} is active in term {first.term}; the other one watches its heartbeat")
-        time.sleep(4 * t.heartbeat_interval)
+        spool, ids = _queue_faxes(folder)
+        out.say(f"queued {FAXES} faxes of {PAGES} pages each on the shared spool; {first.holder} starts sending")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _pages_sent(nodes, first.holder) < 3:
+            time.sleep(0.02)
         _show_status(nodes, profile)
 
         other = "fax2" if first.holder == "fax1" else "fax1"
@@ -73,6 +101,22 @@ def run_demo(keep: bool = False, profile: str = "lab") -> int:
         out.say(
             f"{other} took over in term {second.term}, {takeover:.2f} s after the kill; fenced by "
             f"{fence['method']}: {fence['evidence']}"
+        )
+        recovered = nodes.events(other, "spool_recovered")
+        requeued = recovered[-1]["requeued"] if recovered else []
+        out.say(f"{other} re-queued {len(requeued)} interrupted fax(es) to resume at their first unconfirmed page")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _count(spool, ids, JobState.SENT) < FAXES:
+            time.sleep(0.1)
+        sent = _count(spool, ids, JobState.SENT)
+        pages = Counter(
+            (e["job"], e["page"]) for name in ("fax1", "fax2") for e in nodes.device_log(name) if e["event"] == "page"
+        )
+        twice = sum(1 for n in pages.values() if n > 1)
+        out.say(
+            f"faxes sent: {sent} of {FAXES}, none lost; pages sent twice: {twice}"
+            if sent == FAXES
+            else f"faxes sent: {sent} of {FAXES}"
         )
 
         out.say(f"restarting {first.holder}: it must come back as a standby (no automatic failback)")
@@ -91,11 +135,13 @@ def run_demo(keep: bool = False, profile: str = "lab") -> int:
         assert final is not None
         out.say(f"switchover {done.id}: {final.holder} is active in term {final.term} after {switchover:.2f} s")
         _show_status(nodes, profile)
-        ok = still and final.holder == first.holder
+        ok = still and final.holder == first.holder and sent == FAXES
         print(
             "\nsummary\n"
             f"  automatic takeover after SIGKILL: {takeover:.2f} s ({first.holder} → {other}, term {first.term} → "
             f"{second.term})\n"
+            f"  faxes:                            {FAXES} queued, {sent} sent, {FAXES - sent} lost, "
+            f"{len(requeued)} resumed after the takeover, {twice} page(s) sent twice\n"
             f"  failback after restart:           {'none (correct)' if still else 'HAPPENED (wrong)'}\n"
             f"  manual switchover back:           {switchover:.2f} s ({other} → {final.holder}, term {final.term})\n"
             f"  result:                           {'OK' if ok else 'FAILED'}",

@@ -71,6 +71,17 @@ class StaleTermError(ZetafailoverError):
         super().__init__(f"{what} refused: term {offered} is older than the current term {current}")
 
 
+class SelfFencedError(StaleTermError):
+    """A side effect was refused locally: this node is past its self-fence deadline (invariant 4)."""
+
+    def __init__(self, term: int, what: str = "action") -> None:
+        ZetafailoverError.__init__(
+            self, f"{what} refused: this node has not renewed its term {term} in time and has fenced itself"
+        )
+        self.offered = term
+        self.current = term
+
+
 class FenceError(ZetafailoverError):
     """The old active could not be fenced and its self-fence deadline has not provably passed."""
 

@@ -365,6 +365,13 @@ class OutboundFax:
     first_page: int = 0
     """Zero-based index of the first page to send (resume after a failover)."""
     term: int = 0
+    page_count: int = 0
+    """Number of pages in the document (0: one page per entry of ``pages``)."""
+
+    @property
+    def total_pages(self) -> int:
+        """The number of pages to transmit in all, from page 0."""
+        return self.page_count or len(self.pages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -644,16 +644,19 @@ class FailoverNode:
         t0 = self.clock.monotonic()
         self._set_state(NodeState.STANDING_DOWN, reason)
         phases: list[tuple[str, float]] = []
-        if self.work is not None:
+        if self.work is not None:  # claim nothing more...
             with contextlib.suppress(Exception):
-                self.work.stop()
-            phases.append(("work", self.clock.monotonic() - t0))
-        for device in self.devices:
+                self.work.begin_drain()
+        for device in self.devices:  # ...hang up and stop answering (ends the transmissions under way)...
             try:
                 device.stop()
             except Exception as exc:
                 self.events.emit("device_failed", self.term, device=device.name, error=f"stop failed: {exc}")
         phases.append(("devices", self.clock.monotonic() - t0))
+        if self.work is not None:  # ...and wait for the workers to notice
+            with contextlib.suppress(Exception):
+                self.work.stop()
+            phases.append(("work", self.clock.monotonic() - t0))
         if self.line_switch is not None:
             with contextlib.suppress(Exception):
                 self.line_switch.release(self.name, self.term)

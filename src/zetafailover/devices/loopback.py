@@ -102,7 +102,7 @@ class LoopbackDevice:
         try:
             confirmed = fax.first_page
             self._log("dial", term, job=fax.job_id, number=fax.number, first_page=fax.first_page)
-            for index in range(fax.first_page, len(fax.pages)):
+            for index in range(fax.first_page, fax.total_pages):
                 if self.page_seconds:
                     self._clock.sleep(self.page_seconds)
                 if self._health != DeviceHealth.RUNNING or self._term != term:

@@ -3,7 +3,10 @@
 Several :class:`MemoryHeartbeatStore` handles (one per simulated node) share one :class:`MemoryBackend`.
 The backend keeps every record as the bytes of the real on-store format (:mod:`zetafailover.stores._codec`),
 so the codec is exercised and a test can plant a torn or foreign record with :meth:`MemoryBackend.set_raw` /
-:meth:`MemoryBackend.corrupt`. Its rules are the file store's, with one lock instead of ``flock``:
+:meth:`MemoryBackend.corrupt`. A :class:`threading.Lock` makes each compare-and-swap atomic. Its rules are
+the contract's; it differs from the file store in one deliberate way: the file store keeps the term in its
+term files and may therefore repair a damaged heartbeat on renew, while this store, which keeps the term only
+in the heartbeat and term slots, never overwrites a record it cannot read.
 
 * ``acquire(expected, record)``: the current term is the highest term readable from the heartbeat and the
   term slot (0 when both are empty; the caller's ``expected`` when both are unreadable but one is set); a

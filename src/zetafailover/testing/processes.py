@@ -37,12 +37,18 @@ def write_node_config(
     terminator: str = "pid",
     devices: int = 1,
     extra: str = "",
+    device_options: Mapping[str, float | int | str] | None = None,
 ) -> Path:
-    """Write ``folder/NAME.toml`` for a node on the shared folder ``folder/shared`` with loopback devices."""
+    """Write ``folder/NAME.toml`` for a node on the shared folder ``folder/shared`` with loopback devices.
+
+    ``device_options`` are added to every ``[[device]]`` section (e.g. ``{"page_seconds": 0.2}``).
+    """
     timing_table = "".join(f"{k} = {v}\n" for k, v in (timing or {}).items())
+    options = "".join(f"{k} = {json.dumps(v)}\n" for k, v in (device_options or {}).items())
     grace = "grace = 0.3\n" if terminator == "pid" else ""
     device_sections = "".join(
-        f'\n[[device]]\ndriver = "loopback"\nname = "{name}-lo{i}"\nchannels = 2\nlog = "{name}-device.jsonl"\n'
+        f'\n[[device]]\ndriver = "loopback"\nname = "{name}-lo{i}"\nchannels = 2\n'
+        f'log = "{name}-device.jsonl"\n{options}'
         for i in range(devices)
     )
     path = folder / f"{name}.toml"
@@ -69,7 +75,9 @@ class NodeProcesses:
         terminator: str = "pid",
         extra: str = "",
         env: Mapping[str, str] | None = None,
+        device_options: Mapping[str, float | int | str] | None = None,
     ) -> None:
+        self.device_options = dict(device_options or {})
         self.folder = folder
         self.extra = extra
         self.env = dict(env or {})
@@ -97,6 +105,7 @@ class NodeProcesses:
             timing=self.timing,
             terminator=self.terminator,
             extra=self.extra if extra is None else extra,
+            device_options=self.device_options,
         )
         with (self.folder / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(

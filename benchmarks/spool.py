@@ -1,0 +1,219 @@
+"""Benchmark: durable submit → claim → complete throughput of the DirectorySpool against a SQLite queue
+(WAL, synchronous=FULL) doing the same transitions (term check, state change, history row) on the same
+disk in the same run; and the recovery time after a takeover with a big queue and some jobs in flight.
+
+    python benchmarks/spool.py --jobs 400 --json
+    python benchmarks/spool.py --jobs 400 --recovery-queued 100000 --recovery-inflight 100 --json
+
+The 100,000 queued jobs for the recovery measurement are made with ``DirectorySpool._bulk_create_queued``,
+a benchmark-only helper that skips fsync and hard-links one document (documented there); the recovery
+itself is the real, durable ``recover``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from zetafailover.spool.directory import DirectorySpool
+from zetafailover.spool.tiff import write_tiff
+
+
+def make_document(path: Path, pages: int = 2) -> Path:
+    row = bytes(100) + b"\xff" * 16 + bytes(100)
+    rows = [row if i % 7 else bytes(216) for i in range(1100)]
+    write_tiff(path, [rows] * pages)
+    return path
+
+
+class SqliteQueue:
+    """The same queue as a SQLite database: one transaction per transition, term-checked inside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.local = threading.local()
+        con = self.con()
+        con.execute("pragma journal_mode=wal")
+        con.executescript(
+            """
+            create table if not exists meta(k text primary key, v integer);
+            insert or ignore into meta values('term', 1);
+            create table if not exists jobs(id integer primary key, state text, number text, document blob,
+                pages integer, pages_confirmed integer, due real, term integer, device text);
+            create index if not exists jobs_due on jobs(state, due);
+            create table if not exists history(job integer, state text, term integer, node text, at real, why text);
+            """
+        )
+
+    def con(self) -> sqlite3.Connection:
+        c: sqlite3.Connection | None = getattr(self.local, "con", None)
+        if c is None:
+            c = sqlite3.connect(self.path, isolation_level=None, timeout=60, check_same_thread=False)
+            c.execute("pragma synchronous=full")
+            self.local.con = c
+        return c
+
+    def _tx(self, term: int | None, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        c = self.con()
+        c.execute("begin immediate")
+        try:
+            if term is not None:
+                (current,) = c.execute("select v from meta where k='term'").fetchone()
+                if term < current:
+                    raise RuntimeError("stale term")
+            out = fn(c)
+            c.execute("commit")
+            return out
+        except BaseException:
+            c.execute("rollback")
+            raise
+
+    def submit(self, document: Path, number: str) -> int:
+        data = document.read_bytes()
+
+        def fn(c: sqlite3.Connection) -> int:
+            cur = c.execute(
+                "insert into jobs(state, number, document, pages, pages_confirmed, due, term, device) "
+                "values('queued', ?, ?, 2, 0, ?, 0, '')",
+                (number, data, time.time()),
+            )
+            job = int(cur.lastrowid or 0)
+            c.execute("insert into history values(?, 'queued', 0, 'bench', ?, 'submitted')", (job, time.time()))
+            return job
+
+        return int(self._tx(None, fn))
+
+    def claim(self, term: int, device: str) -> int | None:
+        def fn(c: sqlite3.Connection) -> int | None:
+            row = c.execute(
+                "select id from jobs where state in ('queued','retry_wait') and due <= ? order by due limit 1",
+                (time.time(),),
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute("update jobs set state='dialing', term=?, device=? where id=?", (term, device, row[0]))
+            c.execute("insert into history values(?, 'dialing', ?, 'bench', ?, 'claimed')", (row[0], term, time.time()))
+            return int(row[0])
+
+        out: int | None = self._tx(term, fn)
+        return out
+
+    def complete(self, job: int, term: int) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("update jobs set state='sent', pages_confirmed=pages where id=?", (job,))
+            c.execute("insert into history values(?, 'sent', ?, 'bench', ?, 'sent')", (job, term, time.time()))
+
+        self._tx(term, fn)
+
+
+def run_loop(submit: Callable[[], object], claim: Callable[[], object], complete: Callable[[Any], object],
+             jobs: int, workers: int) -> float:  # fmt: skip
+    """jobs/s for ``jobs`` submit → claim → complete cycles run by ``workers`` threads."""
+
+    def one(_: int) -> None:
+        submit()
+        got = claim()
+        while got is None:  # another worker took the job this one submitted; its own is about to appear
+            got = claim()
+        complete(got)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(one, range(jobs)))
+    return jobs / (time.perf_counter() - start)
+
+
+def bench_throughput(base: Path, jobs: int, workers: int) -> dict[str, float]:
+    doc = make_document(base / "doc.tif")
+    spool = DirectorySpool(base / f"spool-{workers}", node="bench")
+    spool.advance_term(1)
+    dir_rate = run_loop(
+        lambda: spool.submit(doc, "+1 555 0100"),
+        lambda: spool.claim(1, "m0"),
+        lambda job: spool.complete(job.id, 1, ok=True),
+        jobs,
+        workers,
+    )
+    q = SqliteQueue(base / f"queue-{workers}.db")
+    sql_rate = run_loop(
+        lambda: q.submit(doc, "+15550100"), lambda: q.claim(1, "m0"), lambda job: q.complete(job, 1), jobs, workers
+    )
+    return {"directory_jobs_per_s": round(dir_rate, 1), "sqlite_jobs_per_s": round(sql_rate, 1),
+            "ratio": round(dir_rate / sql_rate, 3)}  # fmt: skip
+
+
+def bench_lock(base: Path, n: int = 2000) -> float:
+    """Microseconds per term-lock round (turnstile + shared lock + term read), the cost fencing adds."""
+    spool = DirectorySpool(base / "spool-lock", node="bench")
+    spool.advance_term(1)
+    start = time.perf_counter()
+    for _ in range(n):
+        with spool._fenced(1, "bench"):
+            pass
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def bench_recovery(base: Path, queued: int, inflight: int) -> dict[str, float]:
+    doc = make_document(base / "doc-r.tif", pages=3)
+    spool = DirectorySpool(base / "spool-recovery", node="old")
+    spool.advance_term(1)
+    t0 = time.perf_counter()
+    spool._bulk_create_queued(doc, "+15550100", queued + inflight)
+    build = time.perf_counter() - t0
+    for _ in range(inflight):
+        job = spool.claim(1, "m0")
+        assert job is not None
+        spool.page_confirmed(job.id, 0, 1)
+    new = DirectorySpool(base / "spool-recovery", node="new")
+    new.advance_term(2)
+    t0 = time.perf_counter()
+    requeued = new.recover(2)
+    took = time.perf_counter() - t0
+    assert len(requeued) == inflight
+    return {"queued": queued, "inflight": inflight, "recovery_ms": round(took * 1000, 1),
+            "build_s": round(build, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=400)
+    ap.add_argument("--workers", type=int, default=4, help="concurrent submitters/senders (default 4)")
+    ap.add_argument("--recovery-queued", type=int, default=0)
+    ap.add_argument("--recovery-inflight", type=int, default=100)
+    ap.add_argument("--dir", type=Path, default=None, help="where to put the spool (default: a temp folder)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="zf-bench-") as tmp:
+        base = Path(tmp)
+        result: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "folder": str(base),
+            "jobs": args.jobs,
+            "workers": args.workers,
+        }
+        result.update(bench_throughput(base, args.jobs, args.workers))
+        if args.workers != 1:
+            result["single_worker"] = bench_throughput(base, args.jobs, 1)
+        result["term_lock_us"] = round(bench_lock(base), 1)
+        if args.recovery_queued:
+            result["recovery"] = bench_recovery(base, args.recovery_queued, args.recovery_inflight)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
