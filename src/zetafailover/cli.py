@@ -87,12 +87,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             else (f"NO CHANGE seen in {view.window_s:.1f} s")
         )
         print(f"heartbeat: {age} (as this observer sees it)")
-    print(f"{'NODE':<16} {'ROLE':<8} {'STATE':<14} {'TERM':>5} {'PRIO':>5} {'HEARTBEAT':<18} DEVICES")
+    print(f"{'NODE':<16} {'ROLE':<8} {'STATE':<24} {'TERM':>5} {'PRIO':>5} {'HEARTBEAT':<18} DEVICES")
     for n in view.nodes:
         beat = f"{n.heartbeat_age_s:.1f} s ago" if n.heartbeat_age_s is not None else "stale"
         devices = ", ".join(f"{d['name']}({d['driver']},{d['channels']}ch,{d['health']})" for d in n.devices) or "-"
-        health = "" if n.healthy else " UNHEALTHY"
-        print(f"{n.name:<16} {n.role:<8} {n.state + health:<14} {n.term:>5} {n.priority:>5} {beat:<18} {devices}")
+        # A node whose record did not change during the window is down; its last state is only history.
+        state = n.state if n.alive else f"down (last: {n.state})"
+        state += "" if n.healthy else " UNHEALTHY"
+        role = n.role if n.alive else "-"
+        print(f"{n.name:<16} {role:<8} {state:<24} {n.term:>5} {n.priority:>5} {beat:<18} {devices}")
     for problem in view.problems:
         print(f"problem: {problem}")
     return EXIT_OK
