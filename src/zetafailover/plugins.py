@@ -81,6 +81,9 @@ ENTRYPOINT_GROUP = hookspecs.PROJECT
 BUILTIN_PLUGIN_NAME = "zetafailover.builtin"
 """The name the built-in implementations are registered under."""
 
+BUILTIN_EXTRA_MODULES: tuple[str, ...] = ()
+"""Further built-in plugin modules (each holds the ``@hookimpl`` functions of one built-in family)."""
+
 
 class PluginManager(pluggy.PluginManager):
     """A :class:`pluggy.PluginManager` that remembers which distribution each entry-point plugin came from.
@@ -131,6 +134,9 @@ def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
     pm = PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(_builtin_plugins, name=BUILTIN_PLUGIN_NAME)
+    for module_name in BUILTIN_EXTRA_MODULES:
+        # Built-ins with a module of hooks of their own (registered like any plugin, under their module name).
+        pm.register(importlib.import_module(module_name), name=module_name)
     if load_entrypoints:
         pm.load_entrypoint_plugins(ENTRYPOINT_GROUP)
     return pm
