@@ -125,7 +125,7 @@ def test_cancel_queued_and_in_flight(spool: DirectorySpool, doc: Path) -> None:
     spool.complete(c, 1, ok=True)
     with pytest.raises(JobStateError, match="already sent"):
         spool.cancel(c)
-    assert not os.listdir(spool.root / "inflight")
+    assert spool._inflight.ids() == []  # the in-flight index is empty again
 
 
 def test_complete_requires_in_flight(spool: DirectorySpool, doc: Path) -> None:
@@ -201,13 +201,18 @@ def test_planted_symlinks_are_not_followed(spool: DirectorySpool, doc: Path, tmp
     assert spool.claim(1, "m") is None  # the queue entry is dropped, the target untouched
     assert tree(outside) == snapshot
     assert spool.jobs() == []
-    # A record file that is a symlink is ignored (never read through).
+    # A record log that is a symlink is ignored (never read through, never written through).
     other = spool.submit(doc, "2")
     folder = spool.root / "jobs" / other
     secret = tmp_path / "secret.json"
-    secret.write_bytes((folder / "r000000.json").read_bytes().replace(b"queued", b"sent"))
-    os.symlink(secret, folder / "r000001.json")
-    assert spool.get(other).state == JobState.QUEUED
+    secret.write_bytes((folder / "log").read_bytes())
+    (folder / "log").unlink()
+    os.symlink(secret, folder / "log")
+    with pytest.raises(UnknownJobError, match="no intact record"):
+        spool.get(other)
+    with pytest.raises(UnknownJobError, match="no intact record"):
+        spool.cancel(other)
+    assert secret.read_bytes() == (folder / "log").read_bytes()  # unchanged
     # The term file replaced by a symlink is refused, not followed.
     (spool.root / "term").unlink()
     os.symlink(secret, spool.root / "term")

@@ -192,13 +192,13 @@ def test_recovery_reads_only_the_in_flight_index(tmp_path: Path, monkeypatch: py
     for _ in range(3):
         assert s.claim(1, "m") is not None
     opened: list[str] = []
-    real = rec.latest_record
+    real = rec.RecordLog.__init__
 
-    def spy(fd: int) -> tuple[int, object]:
+    def spy(self: rec.RecordLog, fd: int, data: bytes) -> None:
         opened.append("x")
-        return real(fd)  # type: ignore[return-value]
+        real(self, fd, data)
 
-    monkeypatch.setattr(rec, "latest_record", spy)
+    monkeypatch.setattr(rec.RecordLog, "__init__", spy)
     s.advance_term(2)
     assert len(s.recover(2)) == 3
     assert len(opened) == 3, f"recovery read {len(opened)} jobs for 3 in flight"

@@ -5,14 +5,16 @@ Layout (see docs/spool.md)::
     <root>/term            the spool's current term, JSON, replaced atomically (``_atomic.atomic_write``)
     <root>/term.lock       lock file: shared by every transition, exclusive for ``advance_term``
     <root>/term.gate       turnstile in front of term.lock, so a takeover is never starved by busy transitions
-    <root>/jobs/<id>/      one folder a job: document.tif + r000000.json, r000001.json … (one record a transition)
+    <root>/jobs/<id>/      one folder a job: document.tif + log (one record a transition, see records.py)
     <root>/queue/<due>-<id>   marker: job is queued / waiting to retry (due = wall-clock ms); the claim index
-    <root>/inflight/<id>   marker: job is dialing/sending; the recovery index
-    <root>/inbound/<id>/   one folder a received fax: page-0001.tif … + records
+    <root>/inflight.slots  slot table: jobs that are (or may be) dialing/sending; the recovery index
+    <root>/inbound/<id>/   one folder a received fax: page-0001.tif … + log
     <root>/receiving/<id>  marker: fax being received; the inbound recovery index
 
-Durability: every method that changes state returns only after the change is on stable storage (file and
-folder fsynced). Term fencing: every transition holds the term lock *shared* while it checks the term and
+Durability: every method that changes state returns only after the change is on stable storage (new files
+and their folders fsynced; appends to preallocated logs and slots fdatasynced).
+
+Term fencing: every transition holds the term lock *shared* while it checks the term and
 writes; ``advance_term`` holds it *exclusive* while it raises the term — so a transition either completes
 before the new term exists or sees it and raises :class:`StaleTermError`. Transitions of different jobs run
 in parallel (their fsyncs share journal commits); transitions of one job are serialised by an exclusive
@@ -55,7 +57,7 @@ from zetafailover.spool.jobs import (
 )
 from zetafailover.spool.layout import (
     _INBOUND,
-    _INFLIGHT,
+    _INFLIGHT_TABLE,
     _JOBS,
     _QUEUE,
     _RECEIVING,
@@ -84,8 +86,10 @@ class SpoolCorruptError(ZetafailoverError):
 class DirectorySpool:
     """A durable fax spool in the folder ``root`` (created if missing), used by node ``node``.
 
-    Timing: every state-changing method blocks for its fsyncs (typically one journal commit, ~0.2–1 ms on
-    a local SSD, more on a network share) and for the term lock, which is held only for the duration of one
+    Timing: every state-changing method blocks for its syncs — ``submit`` for fsyncs of the new document
+    and names (journal commits) then one ``fdatasync``; claim, page confirmation and completion for one or
+    two ``fdatasync`` of preallocated blocks (a cache flush, no journal commit; ~0.1–0.3 ms on a local disk,
+    more on a network share) and for the term lock, which is held only for the duration of one
     transition (``advance_term`` waits for running transitions to finish). Reads never take the term lock.
     Atomicity: each transition is atomic (one new record file appears complete or not at all) and
     term-fenced; ``submit`` is atomic (a job exists only once its first record does). Thread-safe and
@@ -102,7 +106,8 @@ class DirectorySpool:
         self._activity = 0
         self._activity_lock = threading.Lock()
         self.root.mkdir(mode=rec.DIR_MODE, parents=True, exist_ok=True)
-        for sub in (_JOBS, _QUEUE, _INFLIGHT, _INBOUND, _RECEIVING):
+        created = False
+        for sub in (_JOBS, _QUEUE, _INBOUND, _RECEIVING):
             p = self.root / sub
             try:
                 os.mkdir(p, rec.DIR_MODE)
@@ -112,6 +117,16 @@ class DirectorySpool:
                     raise SpoolCorruptError(
                         f"{p}: expected a folder, found something else (a planted symlink?)"
                     ) from None
+            else:
+                created = True
+        self._inflight = rec.InflightTable(self.root / _INFLIGHT_TABLE)
+        try:
+            created = self._inflight.create() or created
+        except OSError as exc:
+            raise SpoolCorruptError(f"{self.root / _INFLIGHT_TABLE}: cannot create it ({exc})") from None
+        if created:
+            with self._dir() as root_fd:
+                os.fsync(root_fd)
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -196,11 +211,11 @@ class DirectorySpool:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released when _open_item closes the descriptor
             yield fd
 
-    def _write(self, dir_fd: int, top: int, body: dict[str, Any]) -> int:
-        seq = top + 1
-        body["seq"] = seq
-        rec.write_new_file(dir_fd, f"r{seq:06d}.json", rec.encode_record(body))
-        return seq
+    @contextlib.contextmanager
+    def _log(self, kind: str, item_id: str) -> Iterator[tuple[rec.RecordLog | None, dict[str, Any] | None, int]]:
+        """Hold ``<kind>/<id>``'s flock and open its log for appending; yields (log, latest body, dir fd)."""
+        with self._locked(kind, item_id) as fd, rec.RecordLog.open(fd, writable=True) as log:
+            yield log, (log.latest() if log is not None else None), fd
 
     # ------------------------------------------------------------------------------------------------ term
 
@@ -227,7 +242,8 @@ class DirectorySpool:
         """Accept an outbound fax; return its job id once the job and a copy of its document are durable.
 
         The number and the document are validated first; on any error nothing is written. Not term-fenced
-        (a user's submission is accepted by any node). Timing: two fsync rounds (document, then record).
+        (a user's submission is accepted by any node). Timing: fsyncs of the document and of three folders
+        (the new names), then one ``fdatasync`` of the first record.
         """
         opts = options or SubmitOptions()
         dialled = validate_number(number)
@@ -245,18 +261,11 @@ class DirectorySpool:
                     continue
             job_fd = rec.open_dir(job_id, dir_fd=jobs_fd)
             try:
-                # The folder is invisible until its first record exists, so the document needs no
-                # temporary name: write it in place and fsync it; the record's folder fsync covers its name.
-                doc_fd = os.open(
-                    DOCUMENT_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=job_fd
-                )
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(doc_fd, view) :]
-                    os.fsync(doc_fd)
-                finally:
-                    os.close(doc_fd)
+                # The folder is invisible until its log holds an intact first record, so nothing needs a
+                # temporary name: the document, the (still empty, preallocated) log and the queue entry are
+                # written in place; then the document and the names are made durable, and only then the
+                # first record is written into the log and fdatasynced.
+                rec.write_new_file(job_fd, DOCUMENT_NAME, data, durable=False)
                 body = {
                     "kind": "job",
                     "id": job_id,
@@ -276,11 +285,21 @@ class DirectorySpool:
                     "at": now,
                     "next_try_at": now,
                 }
-                with self._dir(_QUEUE) as q_fd:
-                    rec.create_marker(q_fd, _marker(now, job_id))
-                    self._write(job_fd, -1, body)
-                    os.fsync(q_fd)
-                os.fsync(jobs_fd)
+                log_fd = rec.create_log(job_fd, None)
+                try:
+                    with self._dir(_QUEUE) as q_fd:
+                        rec.link_entry(job_fd, q_fd, _marker(now, job_id))
+                        doc_fd = os.open(DOCUMENT_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=job_fd)
+                        try:
+                            os.fsync(doc_fd)
+                        finally:
+                            os.close(doc_fd)
+                        os.fsync(q_fd)  # the queue entry is durable before the record that needs it
+                    os.fsync(job_fd)
+                    os.fsync(jobs_fd)
+                    rec.RecordLog.fresh(log_fd).append(body)
+                finally:
+                    os.close(log_fd)
             finally:
                 os.close(job_fd)
         return job_id
@@ -310,8 +329,7 @@ class DirectorySpool:
 
     def _try_claim(self, job_id: str, marker: str, q_fd: int, *, term: int, device: str, now: float) -> Job | None:
         try:
-            with self._locked(_JOBS, job_id) as job_fd:
-                top, body = rec.latest_record(job_fd)
+            with self._log(_JOBS, job_id) as (log, body, _fd):
                 state = body.get("state") if body is not None else None
                 if state in TERMINAL:
                     rec.remove_entry(q_fd, marker)  # stale index entry (sent, failed, cancelled)
@@ -337,10 +355,9 @@ class DirectorySpool:
                     why=f"claimed by {self.node} for {device}, from page {int(body['pages_confirmed']) + 1}",
                     at=now,
                 )
-                with self._dir(_INFLIGHT) as in_fd:
-                    rec.create_marker(in_fd, job_id)
-                    self._write(job_fd, top, new)
-                    os.fsync(in_fd)
+                assert log is not None
+                self._inflight.add(job_id)  # durable before the record that puts the job in flight
+                log.append(new)
                 rec.remove_entry(q_fd, marker)
                 return self._job(new)
         except ValidationError:  # the job folder vanished or was replaced by a symlink: drop the index entry
@@ -353,8 +370,7 @@ class DirectorySpool:
         Term-fenced. Idempotent for a page already recorded; a page out of order raises
         :class:`JobStateError`. For a job cancelled meanwhile, records nothing. Timing: one record write.
         """
-        with self._fenced(term, "page_confirmed"), self._locked(_JOBS, job_id) as job_fd:
-            top, body = rec.latest_record(job_fd)
+        with self._fenced(term, "page_confirmed"), self._log(_JOBS, job_id) as (log, body, _fd):
             job = self._require(body, job_id)
             if job.state == JobState.CANCELLED:
                 return job
@@ -378,7 +394,8 @@ class DirectorySpool:
                 why=f"page {page_index + 1} of {job.pages} confirmed",
                 at=self.clock.wall(),
             )
-            self._write(job_fd, top, new)
+            assert log is not None
+            log.append(new)
         self._bump()
         return self._job(new)
 
@@ -389,8 +406,7 @@ class DirectorySpool:
         record write (plus the queue marker for a retry).
         """
         reason = _clean_reason(reason)
-        with self._fenced(term, "complete"), self._locked(_JOBS, job_id) as job_fd:
-            top, body = rec.latest_record(job_fd)
+        with self._fenced(term, "complete"), self._log(_JOBS, job_id) as (log, body, job_fd):
             job = self._require(body, job_id)
             if job.state in TERMINAL:
                 return job
@@ -399,12 +415,13 @@ class DirectorySpool:
             if job.term != term:
                 raise JobStateError(f"job {job_id} was claimed under term {job.term}, not {term}")
             assert body is not None
+            assert log is not None
             now = self.clock.wall()
             new = dict(body)
             new.update(at=now, term=term, node=self.node)
             if ok:
                 new.update(state=str(JobState.SENT), pages_confirmed=job.pages, reason="", why="sent")
-                self._write(job_fd, top, new)
+                log.append(new)
             else:
                 failures = job.failures + 1
                 new.update(failures=failures, reason=reason or "failed")
@@ -416,15 +433,14 @@ class DirectorySpool:
                         why=f"try {failures} of {job.options.max_attempts} failed: {reason or 'failed'}; retry later",
                     )
                     with self._dir(_QUEUE) as q_fd:
-                        rec.create_marker(q_fd, _marker(due, job_id))
-                        self._write(job_fd, top, new)
-                        os.fsync(q_fd)
+                        rec.link_entry(job_fd, q_fd, _marker(due, job_id))
+                        os.fsync(q_fd)  # the queue entry is durable before the record that needs it
+                    log.append(new)
                 else:
                     why = "not retryable" if not retryable else f"no tries left ({failures})"
                     new.update(state=str(JobState.FAILED), why=f"failed ({why}): {reason or 'failed'}")
-                    self._write(job_fd, top, new)
-            with self._dir(_INFLIGHT) as in_fd:
-                rec.remove_entry(in_fd, job_id)
+                    log.append(new)
+            self._inflight.remove(job_id)
         self._bump()
         return self._job(new)
 
@@ -435,19 +451,18 @@ class DirectorySpool:
         interface); its later page and completion reports are ignored. Idempotent for a cancelled job;
         raises :class:`JobStateError` for a job that is already sent or failed. Not term-fenced (a user action).
         """
-        with self._locked(_JOBS, job_id) as job_fd:
-            top, body = rec.latest_record(job_fd)
+        with self._log(_JOBS, job_id) as (log, body, _fd):
             job = self._require(body, job_id)
             if job.state == JobState.CANCELLED:
                 return job
             if job.state in TERMINAL:
                 raise JobStateError(f"job {job_id} is already {job.state}; it cannot be cancelled")
             assert body is not None
+            assert log is not None
             new = dict(body)
             new.update(state=str(JobState.CANCELLED), why=_clean_reason(why), at=self.clock.wall(), node=self.node)
-            self._write(job_fd, top, new)
-            with self._dir(_INFLIGHT) as in_fd:
-                rec.remove_entry(in_fd, job_id)
+            log.append(new)
+            self._inflight.remove(job_id)
         return self._job(new)
 
     def get(self, job_id: str) -> Job:
@@ -543,11 +558,16 @@ class DirectorySpool:
                         "started_at": now,
                         "at": now,
                     }
-                    with self._dir(_RECEIVING) as r_fd:
-                        rec.create_marker(r_fd, fax_id)
-                        self._write(fd, -1, body)
-                        os.fsync(r_fd)
-                    os.fsync(in_fd)
+                    log_fd = rec.create_log(fd, None)
+                    try:
+                        with self._dir(_RECEIVING) as r_fd:
+                            rec.link_entry(fd, r_fd, fax_id)
+                            os.fsync(r_fd)  # the index entry is durable before the record that needs it
+                        os.fsync(fd)
+                        os.fsync(in_fd)
+                        rec.RecordLog.fresh(log_fd).append(body)
+                    finally:
+                        os.close(log_fd)
                 finally:
                     os.close(fd)
         return fax_id
@@ -560,19 +580,20 @@ class DirectorySpool:
         """
         if not isinstance(page_bytes, bytes | bytearray):
             raise ValidationError(f"page of {inbound_id}: expected bytes, not {type(page_bytes).__name__}")
-        with self._fenced(term, "receive_page"), self._locked(_INBOUND, inbound_id) as fd:
-            top, body = rec.latest_record(fd)
+        with self._fenced(term, "receive_page"), self._log(_INBOUND, inbound_id) as (log, body, fd):
             fax = self._require_inbound(body, inbound_id)
             if fax.state != InboundState.RECEIVING:
                 raise JobStateError(f"fax {inbound_id} is {fax.state}; no more pages can be added")
             name = page_name(fax.pages)
             with contextlib.suppress(FileNotFoundError):  # a page left by a writer killed before its record
                 os.unlink(name, dir_fd=fd)
-            rec.write_new_file(fd, name, bytes(page_bytes))
+            rec.write_new_file(fd, name, bytes(page_bytes))  # fsynced
+            os.fsync(fd)  # its name too, before the record that counts it
             assert body is not None
+            assert log is not None
             new = dict(body)
             new.update(pages=fax.pages + 1, why=f"page {fax.pages + 1} received", at=self.clock.wall(), term=term)
-            self._write(fd, top, new)
+            log.append(new)
         self._bump()
         return fax.pages + 1
 
@@ -581,18 +602,18 @@ class DirectorySpool:
 
         Term-fenced; idempotent on a fax already finished.
         """
-        with self._fenced(term, "finish_receive"), self._locked(_INBOUND, inbound_id) as fd:
-            top, body = rec.latest_record(fd)
+        with self._fenced(term, "finish_receive"), self._log(_INBOUND, inbound_id) as (log, body, _fd):
             fax = self._require_inbound(body, inbound_id)
             if fax.state != InboundState.RECEIVING:
                 return fax
             assert body is not None
+            assert log is not None
             ok = complete and fax.pages > 0
             state = InboundState.RECEIVED if ok else InboundState.PARTIAL
             why = "received" if ok else f"partial: {_clean_reason(reason) or 'call ended early'}"
             new = dict(body)
             new.update(state=str(state), why=why, reason="" if ok else why, at=self.clock.wall(), term=term)
-            self._write(fd, top, new)
+            log.append(new)
             with self._dir(_RECEIVING) as r_fd:
                 rec.remove_entry(r_fd, inbound_id)
         self._bump()
@@ -750,10 +771,10 @@ class DirectorySpool:
                 }  # fmt: skip
                 fd = rec.open_dir(job_id, dir_fd=jobs_fd)
                 try:
-                    rec.write_new_file(fd, "r000000.json", rec.encode_record(body), durable=False)
+                    os.close(rec.create_log(fd, body, prealloc=0))
+                    rec.link_entry(fd, q_fd, _marker(now, job_id))
                 finally:
                     os.close(fd)
-                rec.create_marker(q_fd, _marker(now, job_id))
                 ids.append(job_id)
         return ids
 

@@ -6,7 +6,9 @@ from zetafailover.errors import ValidationError
 from zetafailover.spool.jobs import validate_id
 
 DOCUMENT_NAME = "document.tif"
-_QUEUE, _INFLIGHT, _JOBS, _INBOUND, _RECEIVING = "queue", "inflight", "jobs", "inbound", "receiving"
+_QUEUE, _JOBS, _INBOUND, _RECEIVING = "queue", "jobs", "inbound", "receiving"
+_INFLIGHT_TABLE = "inflight.slots"
+"""The in-flight index (:class:`~zetafailover.spool.records.InflightTable`): what recovery reads."""
 _TERM, _TERM_LOCK, _TERM_GATE = "term", "term.lock", "term.gate"
 
 
