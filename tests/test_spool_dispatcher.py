@@ -130,3 +130,37 @@ def test_resume_passes_first_page_to_the_device(tmp_path: Path) -> None:
     assert wait_for(lambda: spool.get(job_id).state == JobState.SENT)
     d.stop()
     assert dev.sent[0].first_page == 2 and dev.sent[0].term == 2
+
+
+def test_workload_notifies_job_and_fax_hooks(tmp_path: Path) -> None:
+    """The job_state_changed and fax_received hooks are fed by the spool workload."""
+    from zetafailover.clock import SystemClock
+    from zetafailover.devices.loopback import LoopbackDevice
+    from zetafailover.spool.directory import DirectorySpool
+    from zetafailover.spool.render import text_document
+    from zetafailover.spool.workload import SpoolWorkload
+
+    seen: list[tuple[str, dict[str, object]]] = []
+    spool = DirectorySpool(tmp_path / "spool", node="n1")
+    device = LoopbackDevice("lo0", channels=1)
+    work = SpoolWorkload(
+        spool, [device], "n1", SystemClock(), poll_s=0.05, notify=lambda event, **kw: seen.append((event, kw))
+    )
+    device.open(work.inbound)
+    assert work.recover(1) == []
+    device.start(1)
+    doc = tmp_path / "d.tif"
+    text_document(doc, [["one"], ["two"]])
+    job_id = spool.submit(doc, "5550100")
+    work.start(1)
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(e == "job_state_changed" for e, _ in seen):
+        time.sleep(0.02)
+    work.stop()
+    jobs = [kw for e, kw in seen if e == "job_state_changed"]
+    assert jobs and jobs[0]["job_id"] == job_id and jobs[0]["state"] == "sent" and jobs[0]["term"] == 1
+    fax_id = work.inbound.fax_received("lo0", "5550199", [b"page-1"], True, 1)
+    faxes = [kw for e, kw in seen if e == "fax_received"]
+    assert faxes == [{"fax_id": fax_id, "device": "lo0", "caller": "5550199", "pages": 1, "complete": True}]

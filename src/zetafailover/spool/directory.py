@@ -27,10 +27,11 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,8 @@ from zetafailover.spool.tiff import DEFAULT_MAX_PAGES, MAX_DOCUMENT_BYTES, valid
 
 __all__ = ["DOCUMENT_NAME", "DirectorySpool", "SpoolCorruptError"]
 
+_logger = logging.getLogger(__name__)
+
 
 _ORPHAN_S = 3600.0
 """Age after which a queue entry whose job has no record (a submit killed half-way) is removed."""
@@ -105,6 +108,9 @@ class DirectorySpool:
         self.max_pages = max_pages
         self._activity = 0
         self._activity_lock = threading.Lock()
+        self.on_received: Callable[[Inbound], None] | None = None
+        """Called with the fax after a reception ends (received or partial), outside every lock; for the
+        ``fax_received`` hook. An exception it raises is logged and ignored."""
         self.root.mkdir(mode=rec.DIR_MODE, parents=True, exist_ok=True)
         created = False
         for sub in (_JOBS, _QUEUE, _INBOUND, _RECEIVING):
@@ -617,7 +623,13 @@ class DirectorySpool:
             with self._dir(_RECEIVING) as r_fd:
                 rec.remove_entry(r_fd, inbound_id)
         self._bump()
-        return self._inbound(new)
+        done = self._inbound(new)
+        if self.on_received is not None:
+            try:
+                self.on_received(done)
+            except Exception:
+                _logger.exception("on_received callback failed for %s", inbound_id)
+        return done
 
     def fax_received(self, device: str, caller: str, pages: Sequence[bytes], complete: bool, term: int) -> str:
         """:class:`~zetafailover.interfaces.InboundSink`: store a whole received fax; returns its id."""

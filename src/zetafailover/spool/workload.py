@@ -16,7 +16,7 @@ from zetafailover.config import NodeConfig
 from zetafailover.interfaces import Clock, FaxDevice, InboundSink
 from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.dispatcher import Dispatcher
-from zetafailover.spool.jobs import Job
+from zetafailover.spool.jobs import Inbound, InboundState, Job
 
 __all__ = ["SpoolWorkload", "spool_dir_of"]
 
@@ -53,6 +53,7 @@ class SpoolWorkload:
         self.spool = spool
         self._notify = notify
         self.dispatcher = Dispatcher(spool, devices, node, clock, poll_s=poll_s, on_job=self._job_done)
+        spool.on_received = self._fax_done
 
     @property
     def inbound(self) -> InboundSink:
@@ -91,6 +92,17 @@ class SpoolWorkload:
     @property
     def pending(self) -> int:
         return self.dispatcher.pending
+
+    def _fax_done(self, fax: Inbound) -> None:
+        if self._notify is not None:
+            self._notify(
+                "fax_received",
+                fax_id=fax.id,
+                device=fax.device,
+                caller=fax.caller,
+                pages=fax.pages,
+                complete=fax.state == InboundState.RECEIVED,
+            )
 
     def _job_done(self, job: Job) -> None:
         if self._notify is not None:
