@@ -134,9 +134,7 @@ def test_resume_passes_first_page_to_the_device(tmp_path: Path) -> None:
 
 def test_workload_notifies_job_and_fax_hooks(tmp_path: Path) -> None:
     """The job_state_changed and fax_received hooks are fed by the spool workload."""
-    from zetafailover.clock import SystemClock
     from zetafailover.devices.loopback import LoopbackDevice
-    from zetafailover.spool.directory import DirectorySpool
     from zetafailover.spool.render import text_document
     from zetafailover.spool.workload import SpoolWorkload
 
@@ -153,8 +151,6 @@ def test_workload_notifies_job_and_fax_hooks(tmp_path: Path) -> None:
     text_document(doc, [["one"], ["two"]])
     job_id = spool.submit(doc, "5550100")
     work.start(1)
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any(e == "job_state_changed" for e, _ in seen):
         time.sleep(0.02)
