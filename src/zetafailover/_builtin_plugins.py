@@ -7,9 +7,13 @@ config that uses only third-party drivers never imports the built-in ones.
 Provided:
 
 * stores: ``file://PATH`` (a shared folder), ``memory://NAME`` (in-process, for tests);
-* terminators: ``pid`` (``grace``), ``command`` (``command`` as an argument list, ``timeout``), ``none``;
-* device drivers: ``loopback`` (``channels`` 1..240, ``log``);
-* line strategies: none yet.
+* terminators: ``pid`` (``grace``, ``reboot_confirms``), ``command`` (``command`` as an argument list,
+  ``timeout``, ``env``), ``none``;
+* device drivers: ``loopback`` (``channels`` 1..240, ``log``, ``page_seconds``).
+
+Other built-in families register modules of their own through the same manager
+(:data:`zetafailover.plugins.BUILTIN_EXTRA_MODULES`): the line strategies (``zetafailover.lines.plugin``), the
+ISDN card driver (``zetafailover.devices.isdn_plugin``), and the etcd store and modem driver when present.
 
 Every option is checked in :func:`zetafailover_validate_config` at start-up and again in the factory, so a
 factory called directly refuses bad values too. Errors name the file, the key and the reason.

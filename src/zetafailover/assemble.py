@@ -108,6 +108,11 @@ def build_node(
     )
     if isinstance(work, SpoolWorkload):
         work.set_guard(node.may_act)
+    for device in devices:
+        # Optional for drivers: a ``guard`` attribute they call with the term before answering or sending
+        # (the node's self-fence deadline, checked at the moment of acting).
+        if hasattr(device, "guard"):
+            setattr(device, "guard", node.may_act)  # noqa: B010 - not every FaxDevice has one
     return Assembly(node=node, notifier=notifier, events=events)
 
 

@@ -81,7 +81,10 @@ ENTRYPOINT_GROUP = hookspecs.PROJECT
 BUILTIN_PLUGIN_NAME = "zetafailover.builtin"
 """The name the built-in implementations are registered under."""
 
-BUILTIN_EXTRA_MODULES: tuple[str, ...] = ()
+BUILTIN_EXTRA_MODULES: tuple[str, ...] = (
+    "zetafailover.lines.plugin",
+    "zetafailover.devices.isdn_plugin",
+)
 """Further built-in plugin modules (each holds the ``@hookimpl`` functions of one built-in family)."""
 
 
