@@ -1,8 +1,11 @@
 """Takeover time after SIGKILL of the active node, on real processes and the real clock.
 
     python benchmarks/takeover.py --profile lab --trials 20 --json
+    python benchmarks/takeover.py --store etcd --profile fast --trials 20 --json
 
-Two ``zetafailover run`` processes share a temporary folder (the default file store). Each trial kills the
+Two ``zetafailover run`` processes share a temporary folder (the default file store), or — with
+``--store etcd`` — a throw-away 3-member etcd cluster on loopback started for the run (each node's store URL
+lists all three members, starting with a different one; needs ``/usr/bin/etcd``). Each trial kills the
 active with SIGKILL and measures, on the machine's monotonic clock (the same clock in every process on
 Linux), the time from the kill to the standby's transition to ACTIVE — by then it has won the term, fenced
 the old active and brought its devices on line.
@@ -24,11 +27,14 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from zetafailover.core.timing import PROFILES
 from zetafailover.testing.processes import NodeProcesses
+
+STORES = ("file", "etcd")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -46,9 +52,9 @@ def run(profile: str, trials: int, store: str = "file") -> dict[str, Any]:
     timing = PROFILES[profile]
     samples: list[float] = []
     after_verdict: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="zf-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zf-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        nodes = NodeProcesses(folder, cluster="bench", profile=profile)
+        nodes = _nodes(folder, profile, store, stack)
         try:
             nodes.start("fax1", 200)
             nodes.start("fax2", 100)
@@ -76,7 +82,7 @@ def run(profile: str, trials: int, store: str = "file") -> dict[str, Any]:
                     after_verdict.append(became - verdicts[-1])
                 nodes.start(victim, 200 if victim == "fax1" else 100)
         finally:
-            nodes.close()
+            nodes.close()  # before the etcd cluster (the ExitStack) is torn down
     p99 = percentile(samples, 0.99)
     return {
         "benchmark": "takeover",
@@ -99,11 +105,28 @@ def run(profile: str, trials: int, store: str = "file") -> dict[str, Any]:
     }
 
 
+def _nodes(folder: Path, profile: str, store: str, stack: ExitStack) -> NodeProcesses:
+    """The node set for ``store``: a shared folder, or a 3-member etcd cluster (SIGKILLed by ``stack``)."""
+    if store == "file":
+        return NodeProcesses(folder, cluster="bench", profile=profile)
+    from zetafailover.testing.etcd import EtcdCluster, EtcdNodeProcesses  # noqa: PLC0415
+
+    cluster = stack.enter_context(EtcdCluster(folder / "etcd", size=3))
+    return EtcdNodeProcesses(
+        folder / "nodes", cluster, prefix="bench", cluster="bench", profile=profile, member_of={"fax1": 0, "fax2": 1}
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--profile", default="lab", choices=sorted(PROFILES))
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--store", default="file", choices=["file"], help="the heartbeat store (file: a shared folder)")
+    parser.add_argument(
+        "--store",
+        default="file",
+        choices=STORES,
+        help="the heartbeat store (file: a shared folder; etcd: a throw-away 3-member etcd cluster)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     if args.trials < 1:

@@ -28,9 +28,7 @@ PAGES = 6
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[NodeProcesses]:
-    p = NodeProcesses(
-        tmp_path, cluster="spool", profile="fast", timing=TIMING, device_options={"page_seconds": 0.25}
-    )
+    p = NodeProcesses(tmp_path, cluster="spool", profile="fast", timing=TIMING, device_options={"page_seconds": 0.25})
     yield p
     p.close()
 

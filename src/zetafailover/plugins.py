@@ -82,6 +82,7 @@ BUILTIN_PLUGIN_NAME = "zetafailover.builtin"
 """The name the built-in implementations are registered under."""
 
 BUILTIN_EXTRA_MODULES: tuple[str, ...] = (
+    "zetafailover.stores.etcd_plugin",
     "zetafailover.lines.plugin",
     "zetafailover.devices.isdn_plugin",
 )
