@@ -13,6 +13,7 @@ from zetafailover.core.events import EventLog, read_events
 from zetafailover.core.monitor import HeartbeatMonitor, MemberTracker
 from zetafailover.core.node import BoundedStore, FailoverNode, Workload
 from zetafailover.core.timing import PROFILES, Timing, timing_from_profile
+from zetafailover.devices.loopback import LoopbackDevice
 from zetafailover.errors import (
     ConfigError,
     CorruptRecordError,
@@ -21,6 +22,7 @@ from zetafailover.errors import (
     LineSwitchError,
     LostTermError,
     PluginError,
+    SelfFencedError,
     StaleTermError,
     StoreError,
     StoreUnavailableError,
@@ -58,23 +60,49 @@ from zetafailover.interfaces import (
     SwitchoverRequest,
     Transition,
 )
+from zetafailover.lines.pbx import AmiTransport, CommandTransport, PbxLineSwitch, WebhookTransport
+from zetafailover.lines.separate import SeparateLinesSwitch
+from zetafailover.lines.ysplitter import YSplitterLineSwitch
 from zetafailover.notify import HookFailure, PluginNotifier
 from zetafailover.plugins import get_plugin_manager, hookimpl, list_plugins
+from zetafailover.spool import (
+    DirectorySpool,
+    Dispatcher,
+    Inbound,
+    InboundState,
+    Job,
+    JobState,
+    SubmitOptions,
+    validate_number,
+    validate_tiff,
+    write_tiff,
+)
+from zetafailover.spool.workload import SpoolWorkload
+from zetafailover.stores.etcd import EtcdHeartbeatStore
+from zetafailover.stores.file import FileHeartbeatStore
+from zetafailover.stores.memory import MemoryBackend, MemoryHeartbeatStore
+from zetafailover.terminators import CommandTerminator, NullTerminator, PidTerminator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PROFILES",
+    "AmiTransport",
     "Assembly",
     "BoundedStore",
     "Characteristic",
     "Clock",
     "ClusterView",
+    "CommandTerminator",
+    "CommandTransport",
     "ConfigError",
     "CorruptRecordError",
     "DeviceError",
     "DeviceHealth",
     "DeviceStatus",
+    "DirectorySpool",
+    "Dispatcher",
+    "EtcdHeartbeatStore",
     "EventLog",
     "FailoverNode",
     "FakeClock",
@@ -82,35 +110,50 @@ __all__ = [
     "FenceError",
     "FenceResult",
     "FenceTarget",
+    "FileHeartbeatStore",
     "HeartbeatMonitor",
     "HeartbeatRecord",
     "HeartbeatStore",
     "HookFailure",
+    "Inbound",
     "InboundSink",
+    "InboundState",
+    "Job",
+    "JobState",
     "LineSwitch",
     "LineSwitchError",
     "Liveness",
+    "LoopbackDevice",
     "LostTermError",
     "MemberRecord",
     "MemberTracker",
+    "MemoryBackend",
+    "MemoryHeartbeatStore",
     "NodeConfig",
     "NodeState",
     "NodeView",
     "Notifier",
+    "NullTerminator",
     "OutboundFax",
     "PageConfirmed",
+    "PbxLineSwitch",
     "PeerMonitor",
     "PeerStatus",
+    "PidTerminator",
     "PluginError",
     "PluginNotifier",
     "ProcessIdentity",
     "ProcessTerminator",
     "SectionConfig",
+    "SelfFencedError",
     "SendOutcome",
+    "SeparateLinesSwitch",
+    "SpoolWorkload",
     "StaleTermError",
     "StoreError",
     "StoreRead",
     "StoreUnavailableError",
+    "SubmitOptions",
     "SwitchoverRefusedError",
     "SwitchoverRequest",
     "SystemClock",
@@ -120,7 +163,9 @@ __all__ = [
     "TimingMismatchError",
     "Transition",
     "ValidationError",
+    "WebhookTransport",
     "Workload",
+    "YSplitterLineSwitch",
     "ZetafailoverError",
     "__version__",
     "build_node",
@@ -134,4 +179,7 @@ __all__ = [
     "read_events",
     "request_switchover",
     "timing_from_profile",
+    "validate_number",
+    "validate_tiff",
+    "write_tiff",
 ]
