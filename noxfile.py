@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 EXAMPLE_PLUGIN = "./examples/zetafailover-example-plugin"
 
@@ -35,6 +35,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the benchmarks."""
     _install_test_env(session)
     session.run("mypy", "--strict")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build docs/ into a static site (site/) with MkDocs; any warning fails the build."""
+    session.install("--group", "docs")
+    session.run("mkdocs", "build", "--strict")
 
 
 @nox.session
