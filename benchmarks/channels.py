@@ -35,7 +35,6 @@ import math
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -61,7 +60,7 @@ from zetafailover.testing.exchange import (
     ExchangeUnavailable,
     RemoteFaxMachine,
 )
-from zetafailover.testing.processes import NodeProcesses, write_node_config
+from zetafailover.testing.processes import NodeProcesses
 
 DID = "5550100"
 REMOTE = "5550199"
@@ -146,33 +145,13 @@ class _Nodes(NodeProcesses):
     """Node processes whose only device and line strategy are the config text given per node (no loopback)."""
 
     def __init__(self, folder: Path, extras: dict[str, str], **kw: Any) -> None:
-        super().__init__(folder, **kw)
+        super().__init__(folder, devices=0, **kw)
         self.extras = extras
         self.started_at: dict[str, float] = {}
 
     def start(self, name: str, priority: int, extra: str | None = None) -> subprocess.Popen[bytes]:
-        config = write_node_config(
-            self.folder,
-            name,
-            priority,
-            cluster=self.cluster,
-            profile=self.profile,
-            timing=self.timing,
-            terminator=self.terminator,
-            devices=0,
-            extra=self.extras[name] if extra is None else extra,
-        )
         self.started_at[name] = time.monotonic()
-        with (self.folder / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "zetafailover", "run", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.folder,
-            )
-        self.procs[name] = proc
-        return proc
+        return super().start(name, priority, self.extras[name] if extra is None else extra)
 
 
 class _Admin:

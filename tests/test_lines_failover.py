@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.jobs import SubmitOptions
 from zetafailover.spool.render import text_document
 from zetafailover.testing.exchange import Cause, ExchangeServer, RemoteFaxMachine, SendResult
-from zetafailover.testing.processes import NodeProcesses, write_node_config
+from zetafailover.testing.processes import NodeProcesses
 
 pytestmark = pytest.mark.realprocess
 
@@ -37,31 +35,9 @@ REMOTE = "5550199"
 TOKEN = "admin-t0ken"
 
 
-class ExchangeNodes(NodeProcesses):
+def exchange_nodes(folder: Path, **kw: Any) -> NodeProcesses:
     """NodeProcesses whose nodes have only the devices and line strategy given as ``extra`` (no loopback)."""
-
-    def start(self, name: str, priority: int, extra: str | None = None) -> subprocess.Popen[bytes]:
-        config = write_node_config(
-            self.folder,
-            name,
-            priority,
-            cluster=self.cluster,
-            profile=self.profile,
-            timing=self.timing,
-            terminator=self.terminator,
-            devices=0,
-            extra=self.extra if extra is None else extra,
-        )
-        with (self.folder / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "zetafailover", "run", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.folder,
-            )
-        self.procs[name] = proc
-        return proc
+    return NodeProcesses(folder, devices=0, **kw)
 
 
 def wait(pred: Callable[[], bool], limit: float, what: str, nodes: NodeProcesses | None = None) -> None:
@@ -150,7 +126,7 @@ def test_pri_pair_with_pbx_rerouting_survives_sigkill_of_the_active(folder: Path
                 secret="s3cret",
                 **common,
             )
-        nodes = ExchangeNodes(folder, cluster="pri", profile="fast", timing=TIMING)
+        nodes = exchange_nodes(folder, cluster="pri", profile="fast", timing=TIMING)
         remote = RemoteFaxMachine(xs.addresses.endpoints, "remote", label="remote")
         callers = RemoteFaxMachine(xs.addresses.endpoints, "callers", label="caller")
         stop = threading.Event()
@@ -247,7 +223,7 @@ def test_ysplitter_paused_active_blocks_the_line_until_fenced(folder: Path) -> N
     }
     with ExchangeServer(plan) as xs:
         ex = xs.exchange
-        nodes = ExchangeNodes(folder, cluster="ysplit", profile="fast", timing=timing)
+        nodes = exchange_nodes(folder, cluster="ysplit", profile="fast", timing=timing)
         callers = RemoteFaxMachine(xs.addresses.endpoints, "callers", label="caller")
         line = section("line", strategy="ysplitter", state="shared/lines.json")
         try:
@@ -314,7 +290,7 @@ def test_separate_lines_operator_event_and_outbound_on_the_backups_line(folder: 
     }
     with ExchangeServer(plan) as xs:
         ex = xs.exchange
-        nodes = ExchangeNodes(folder, cluster="sep", profile="fast", timing=TIMING)
+        nodes = exchange_nodes(folder, cluster="sep", profile="fast", timing=TIMING)
         remote = RemoteFaxMachine(xs.addresses.endpoints, "remote", label="remote")
         line = section(
             "line",

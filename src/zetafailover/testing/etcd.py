@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -349,9 +348,12 @@ class EtcdNodeProcesses(NodeProcesses):
         self, name: str, priority: int, extra: str | None = None, *, first_endpoint: int | None = None
     ) -> subprocess.Popen[bytes]:
         """Write the node's config (store: etcd, listing member ``first_endpoint`` first) and start it."""
-        if first_endpoint is None:
-            first_endpoint = self.member_of.get(name, 0)
-        config = write_node_config(
+        self.first_endpoint[name] = self.member_of.get(name, 0) if first_endpoint is None else first_endpoint
+        return super().start(name, priority, extra)
+
+    def write_config(self, name: str, priority: int, extra: str | None = None) -> Path:
+        """The usual node config, with the etcd store URL and a spool folder every node shares."""
+        return write_node_config(
             self.folder,
             name,
             priority,
@@ -359,26 +361,11 @@ class EtcdNodeProcesses(NodeProcesses):
             profile=self.profile,
             timing=self.timing,
             terminator=self.terminator,
+            devices=self.devices,
             extra=(self.extra if extra is None else extra) + f'\n[spool]\npath = "{self.spool_dir}"\n',
             device_options=self.device_options,
+            store=self.etcd.url(self.prefix, first=self.first_endpoint.get(name, self.member_of.get(name, 0))),
         )
-        text = config.read_text(encoding="utf-8")
-        shared = 'store = "shared"'
-        if shared not in text:
-            raise RuntimeError(f"{config}: the node config format changed (no {shared!r} line to replace)")
-        url = self.etcd.url(self.prefix, first=first_endpoint)
-        config.write_text(text.replace(shared, f'store = "{url}"', 1), encoding="utf-8")
-        with (self.folder / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "zetafailover", "run", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.folder,
-            )
-        self.procs[name] = proc
-        self.first_endpoint[name] = first_endpoint
-        return proc
 
     def record(self) -> HeartbeatRecord | None:
         return self.observer.read().record

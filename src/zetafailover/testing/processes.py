@@ -38,6 +38,7 @@ def write_node_config(
     devices: int = 1,
     extra: str = "",
     device_options: Mapping[str, float | int | str] | None = None,
+    store: str = "shared",
 ) -> Path:
     """Write ``folder/NAME.toml`` for a node on the shared folder ``folder/shared`` with loopback devices.
 
@@ -53,7 +54,7 @@ def write_node_config(
     )
     path = folder / f"{name}.toml"
     path.write_text(
-        f'[cluster]\nname = "{cluster}"\nstore = "shared"\nprofile = "{profile}"\n\n'
+        f'[cluster]\nname = "{cluster}"\nstore = "{store}"\nprofile = "{profile}"\n\n'
         + (f"[timing]\n{timing_table}\n" if timing_table else "")
         + f'[node]\nname = "{name}"\npriority = {priority}\nstate_dir = "state/{name}"\n\n'
         f'[terminator]\nkind = "{terminator}"\n{grace}{device_sections}{extra}',
@@ -76,8 +77,11 @@ class NodeProcesses:
         extra: str = "",
         env: Mapping[str, str] | None = None,
         device_options: Mapping[str, float | int | str] | None = None,
+        devices: int = 1,
     ) -> None:
         self.device_options = dict(device_options or {})
+        self.devices = devices
+        """Loopback devices per node (0: only the devices given in ``extra``)."""
         self.folder = folder
         self.extra = extra
         self.env = dict(env or {})
@@ -96,7 +100,11 @@ class NodeProcesses:
 
         ``extra`` is appended to this node's config (default: the ``extra`` given to the constructor).
         """
-        config = write_node_config(
+        return self.launch(name, self.write_config(name, priority, extra))
+
+    def write_config(self, name: str, priority: int, extra: str | None = None) -> Path:
+        """Write ``folder/NAME.toml`` from this set's settings; subclasses adjust the text here."""
+        return write_node_config(
             self.folder,
             name,
             priority,
@@ -104,9 +112,13 @@ class NodeProcesses:
             profile=self.profile,
             timing=self.timing,
             terminator=self.terminator,
+            devices=self.devices,
             extra=self.extra if extra is None else extra,
             device_options=self.device_options,
         )
+
+    def launch(self, name: str, config: Path) -> subprocess.Popen[bytes]:
+        """Start ``zetafailover run --config CONFIG`` as node ``name``."""
         with (self.folder / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "zetafailover", "run", "--config", str(config)],
@@ -114,6 +126,7 @@ class NodeProcesses:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.folder,
+                env={**os.environ, **self.env},
             )
         self.procs[name] = proc
         return proc
