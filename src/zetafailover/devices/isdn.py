@@ -23,7 +23,6 @@ import base64
 import contextlib
 import enum
 import itertools
-import json
 import logging
 import os
 import struct
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from zetafailover.clock import SystemClock
+from zetafailover.devices._device_log import DeviceLog
 from zetafailover.errors import DeviceError, StaleTermError, ValidationError
 from zetafailover.interfaces import Clock, DeviceHealth, InboundSink, OutboundFax, PageConfirmed, SendOutcome
 from zetafailover.spool.tiff import MAX_DOCUMENT_BYTES, PageInfo, page_strip, validate_tiff_bytes
@@ -528,8 +528,7 @@ class IsdnDevice:
         self.guard: Callable[[int], bool] | None = None
         """Optional: the node's ``may_act(term)``, asked before answering a call and before every page."""
         self._clock = clock or SystemClock()
-        self._log_path = log_path
-        self._log_lock = threading.Lock()
+        self._device_log = DeviceLog(log_path, name, self._clock)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._health = DeviceHealth.STOPPED
@@ -732,17 +731,5 @@ class IsdnDevice:
             self._sessions -= 1
             self._idle.notify_all()
 
-    def _log(self, event: str, term: int, **fields: Any) -> None:
-        if self._log_path is None:
-            return
-        entry = {
-            "ts": self._clock.wall(),
-            "mono": self._clock.monotonic(),
-            "pid": os.getpid(),
-            "device": self.name,
-            "event": event,
-            "term": term,
-            **fields,
-        }
-        with self._log_lock, self._log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
+    def _log(self, event: str, term: int = 0, **fields: Any) -> None:
+        self._device_log.write(event, term, **fields)

@@ -8,13 +8,12 @@ term it happened under, so tests can audit that nothing happened under a stale t
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from zetafailover.clock import SystemClock
+from zetafailover.devices._device_log import DeviceLog
 from zetafailover.interfaces import (
     Clock,
     DeviceHealth,
@@ -52,7 +51,7 @@ class LoopbackDevice:
         self.channels = channels
         self.page_seconds = page_seconds
         self._clock = clock or SystemClock()
-        self._log_path = log_path
+        self._device_log = DeviceLog(log_path, name, self._clock)
         self._lock = threading.Lock()
         self._health = DeviceHealth.STOPPED
         self._term = 0
@@ -131,16 +130,4 @@ class LoopbackDevice:
         self._log("failed", self._term)
 
     def _log(self, event: str, term: int = 0, **fields: Any) -> None:
-        if self._log_path is None:
-            return
-        entry = {
-            "ts": self._clock.wall(),
-            "mono": self._clock.monotonic(),
-            "pid": os.getpid(),
-            "device": self.name,
-            "event": event,
-            "term": term,
-            **fields,
-        }
-        with self._lock, self._log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._device_log.write(event, term, **fields)
