@@ -68,3 +68,50 @@ def test_calls_pass_through(slow: FaultyStore) -> None:
     assert renewed.seq == 1
     assert bounded.read().record == renewed
     bounded.close()
+
+
+def test_passive_node_waits_on_a_watching_store() -> None:
+    """A store that can watch (etcd) wakes the passive loop instead of a plain sleep; a failing watch falls back."""
+    import threading
+
+    from zetafailover.core.node import FailoverNode
+    from zetafailover.core.timing import PROFILES
+
+    class WatchingStore(MemoryHeartbeatStore):
+        def __init__(self) -> None:
+            super().__init__("b", MemoryBackend())
+            self.waits: list[float] = []
+
+        def wait_for_change(self, timeout: float) -> list[tuple[str, str]]:
+            self.waits.append(timeout)
+            if len(self.waits) % 2:
+                raise StoreUnavailableError("watch broke")  # falls back to a plain sleep
+            time.sleep(min(timeout, 0.01))
+            return []
+
+    class NoFence:
+        kind, confirms = "none", False
+
+        def terminate(self, target: object, timeout: float) -> object:
+            raise AssertionError("nobody to fence")
+
+    store = WatchingStore()
+    store.acquire(0, record())  # someone else holds term 1 and is alive as far as we know: we stay passive
+    timing = PROFILES["lab"]
+    node = FailoverNode(
+        name="fax2",
+        cluster="b",
+        timing=timing,
+        store=BoundedStore(store, timing.store_timeout, SystemClock()),
+        terminator=NoFence(),
+        clock=SystemClock(),  # type: ignore[arg-type]
+    )
+    stop = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop,))
+    runner.start()
+    time.sleep(0.3)
+    stop.set()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert len(store.waits) >= 2, "the passive loop waited on the store's watch"
+    assert all(0 < w <= timing.poll_interval + 1e-9 for w in store.waits)

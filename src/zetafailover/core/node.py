@@ -286,8 +286,25 @@ class FailoverNode:
             self.start()
         while not stop.is_set():
             delay = self.tick()
-            stop.wait(max(0.0, delay))
+            self._wait(stop, max(0.0, delay))
         self.shutdown("shutdown requested")
+
+    def _wait(self, stop: threading.Event, delay: float) -> None:
+        """Sleep until the next tick. A passive node whose store can watch (etcd) wakes early on a change.
+
+        The watch is only a hint (a released term, a new heartbeat): the next tick confirms by a read, and
+        liveness is still judged by the monitor on this node's own clock (invariant 1).
+        """
+        inner = self.store.inner if isinstance(self.store, BoundedStore) else self.store
+        watch = getattr(inner, "wait_for_change", None)
+        if self.state != NodeState.PASSIVE or not callable(watch) or delay <= 0:
+            stop.wait(delay)
+            return
+        started = self.clock.monotonic()
+        try:
+            watch(delay)
+        except StoreError:
+            stop.wait(max(0.0, delay - (self.clock.monotonic() - started)))
 
     def shutdown(self, reason: str) -> None:
         """Stand down cleanly: devices off line, lines released, the term released for the best standby."""
