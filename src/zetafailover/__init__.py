@@ -14,6 +14,7 @@ from zetafailover.core.monitor import HeartbeatMonitor, MemberTracker
 from zetafailover.core.node import BoundedStore, FailoverNode, Workload
 from zetafailover.core.timing import PROFILES, Timing, timing_from_profile
 from zetafailover.devices.loopback import LoopbackDevice
+from zetafailover.devices.modem import ModemDevice
 from zetafailover.errors import (
     ConfigError,
     CorruptRecordError,
@@ -129,6 +130,7 @@ __all__ = [
     "MemberTracker",
     "MemoryBackend",
     "MemoryHeartbeatStore",
+    "ModemDevice",
     "NodeConfig",
     "NodeState",
     "NodeView",

@@ -85,6 +85,7 @@ BUILTIN_EXTRA_MODULES: tuple[str, ...] = (
     "zetafailover.stores.etcd_plugin",
     "zetafailover.lines.plugin",
     "zetafailover.devices.isdn_plugin",
+    "zetafailover.devices.modem_plugin",
 )
 """Further built-in plugin modules (each holds the ``@hookimpl`` functions of one built-in family)."""
 

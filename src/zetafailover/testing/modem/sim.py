@@ -1,0 +1,817 @@
+"""A simulated fax modem on a pseudo-terminal, attached to an analog line of the simulated exchange.
+
+The slave side of the pty (:attr:`SimulatedModem.path`, or a symlink to it) is what a fax program opens —
+our driver, efax, mgetty — exactly like ``/dev/ttyS0``. The modem speaks the AT command set as real fax
+modems do: ``E0/E1``, ``V0/V1``, ``Q0/Q1``, ``Z``, ``&F``, ``&D``, ``&C``, ``&K``, ``I``/``I3``, ``L``/``M``/``X``,
+``S``-registers (``S0=n`` auto-answer after n rings, ``Sn?``), ``;``-separated extended commands, ``A``,
+``D``, ``H``; ``+FCLASS=?`` / ``+FCLASS=<c>`` (``ERROR`` for a class it does not offer); **Class 2.0** (``+FDT``,
+``+FDR``, ``+FIS``, ``+FCC``, ``+FLI``, ``+FKS``, ``+FPS``, ``+FHS:`` in hex) and the old **Class 2** names
+(``+FDIS``, ``+FDCC``, ``+FLID``, ``+FET``, ``+FK``, ``+FPTS``, ``+FHNG:`` in decimal, XON before data,
+``<DC1>`` trigger). Class 1 (``+FTH/+FRH/+FTM/+FRM``) is answered to queries only (see ``docs/modem.md``).
+
+T.30 runs inside the modem, as in a real Class 2 modem; what crosses the "telephone line" is the simulated
+exchange's call and page protocol: a page the host sends becomes one exchange page (a single-page TIFF-F),
+and the modem answers the host's post-page message with ``OK`` only when the far end confirmed it (MCF); a
+page received from the exchange is delivered to the host (MH, LSB first, with RTC) and confirmed to the far
+end only when the host issues the next ``+FDR`` — the host's "page is safe" signal.
+
+DTR: a pty has no modem-control lines, so the host closing the port — including the kernel closing it for a
+process that died — is DTR dropping: reading the master then fails with EIO, and with ``&D2`` (the default)
+the modem hangs up and goes on-hook. A host that is paused keeps the port open: the modem stays off-hook and
+the line stays busy. Run the modem in a process of its own (:mod:`zetafailover.testing.modem.__main__`) so that
+it outlives its host, as hardware does.
+
+Timing: one thread per modem; every wait is bounded (dial ``S7`` seconds, page confirmation ``page_timeout``,
+Phase C inactivity ``+FCT``). Atomicity: none needed — the modem thread owns all state.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import itertools
+import os
+import queue
+import select
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zetafailover.devices.modem.at import split_commands
+from zetafailover.devices.modem.pages import decode_line_page
+from zetafailover.spool import t4
+from zetafailover.spool.tiff import page_strip, validate_tiff_bytes, write_tiff
+from zetafailover.testing.exchange.client import CallCleared, CallLeg, EndpointHandle, ExchangeClient
+
+__all__ = ["ModemProfile", "SimulatedModem"]
+
+DLE, ETX, DC1, DC2, SUB = 0x10, 0x03, 0x11, 0x12, 0x1A
+_REVERSE = bytes(int(format(b, "08b")[::-1], 2) for b in range(256))
+_serial = itertools.count(1)
+
+_NUMERIC = {"OK": "0", "CONNECT": "1", "RING": "2", "NO CARRIER": "3", "ERROR": "4", "NO DIALTONE": "6",
+            "BUSY": "7", "NO ANSWER": "8"}  # fmt: skip
+_DEFAULT_SREGS = {0: 0, 1: 0, 2: 43, 3: 13, 4: 10, 5: 8, 6: 2, 7: 60, 8: 2, 10: 14}
+_PARAMS_20 = ("+FCC", "+FIS", "+FLI", "+FPI", "+FNR", "+FLO", "+FBO", "+FPP", "+FCT", "+FIE", "+FCR", "+FAA",
+              "+FCQ", "+FAP", "+FSP", "+FMS", "+FBU", "+FNS", "+FPA", "+FPW", "+FSA", "+FRQ", "+FHS",
+              "+FIT")  # fmt: skip
+_PARAMS_2 = ("+FDCC", "+FDIS", "+FLID", "+FCIG", "+FSPL", "+FMINSP", "+FBOR", "+FTBC", "+FPHCTO", "+FBUG",
+             "+FCR", "+FAA", "+FCQ", "+FLPL", "+FECM", "+FREL", "+FBADLIN", "+FBADMUL")  # fmt: skip
+_CLASS1_QUERIES = {"+FTM": "24,48,72,73,74,96,97,98,121,122,145,146", "+FRM": "24,48,72,73,74,96,97,98,121,122,145,146",
+                   "+FTH": "3", "+FRH": "3", "+FTS": "0-255", "+FRS": "0-255"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ModemProfile:
+    """What the simulated modem says about itself and which service classes it offers."""
+
+    classes: tuple[str, ...] = ("0", "1", "2", "2.0")
+    manufacturer: str = "zetafailover"
+    model: str = "simulated fax modem"
+    revision: str = "1.0"
+    info3: str = "zetafailover.testing.modem"
+
+
+class _Hangup(Exception):
+    """The call ended while the modem was doing something for it."""
+
+    def __init__(self, cause: int) -> None:
+        super().__init__(f"call ended with cause {cause}")
+        self.cause = cause
+
+
+class _DtrDropped(Exception):
+    """The host closed the port (DTR low)."""
+
+
+@dataclass
+class _State:
+    echo: bool = True
+    verbose: bool = True
+    quiet: bool = False
+    dtr_mode: int = 2
+    fclass: str = "0"
+    sregs: dict[int, int] = field(default_factory=lambda: dict(_DEFAULT_SREGS))
+    params: dict[str, str] = field(default_factory=dict)
+    fine: bool = True
+    copy_bad: bool = False
+
+
+class SimulatedModem:
+    """One simulated fax modem (see the module docstring).
+
+    ``exchange`` is the exchange's endpoint address, ``line`` the analog line it plugs into (two modems on one
+    line form a Y-splitter); ``link`` (optional) a symlink created to the pty slave. ``page_timeout`` bounds the
+    wait for the far end's confirmation of a page and for the next page of an incoming fax.
+    Timing: the constructor connects to the exchange (bounded by ``timeout``); :meth:`close` returns within a
+    second. Thread-safe to construct and close from any thread.
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        line: str,
+        *,
+        label: str = "",
+        link: Path | None = None,
+        profile: ModemProfile | None = None,
+        page_timeout: float = 60.0,
+        timeout: float = 5.0,
+        transcript: Path | None = None,
+        min_page_seconds: float = 0.0,
+    ) -> None:
+        self.profile = profile or ModemProfile()
+        self.label = label or f"modem{next(_serial)}"
+        self.page_timeout = page_timeout
+        self.transcript = transcript
+        self.min_page_seconds = min_page_seconds
+        """A page transfer takes at least this long (real modems need seconds; efax divides by the page time)."""
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slave_path = os.ttyname(slave)
+        os.close(slave)
+        self.link = link
+        if link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            link.symlink_to(self.slave_path)
+        self._client = ExchangeClient(exchange, timeout=timeout)
+        ep = f"{self.label}/modem/{os.getpid()}/{next(_serial)}"
+        self.endpoint: EndpointHandle = self._client.endpoint(ep, line, self.label)
+        self.endpoint.on_setup = self._on_setup
+        self._incoming: queue.SimpleQueue[CallLeg] = queue.SimpleQueue()
+        self._st = _State()
+        self._dtr = False
+        self._line = bytearray()
+        self._rx = bytearray()
+        self._call: CallLeg | None = None
+        self._role = ""
+        self._ringing: CallLeg | None = None
+        self._rings = 0
+        self._off_hook = False
+        self._tx_index = 0
+        self._tx_ppm = -1
+        self._rx_index = 0
+        self._pending_confirm: int | None = None
+        self._rx_last = False
+        self._page_started = 0.0
+        self._closed = threading.Event()
+        self.hangups: list[str] = []
+        """Why each call ended (for tests): ``dtr``, ``ath``, ``remote``, ``atz``…"""
+        self._thread = threading.Thread(target=self._run, name=f"simmodem-{self.label}", daemon=True)
+        self._thread.start()
+
+    @property
+    def path(self) -> str:
+        """The device path a host opens (the symlink if one was made)."""
+        return str(self.link) if self.link is not None else self.slave_path
+
+    @property
+    def off_hook(self) -> bool:
+        return self._off_hook or self._call is not None
+
+    def close(self) -> None:
+        """Hang up, leave the exchange, close the pty. Idempotent."""
+        self._closed.set()
+        self._thread.join(2.0)
+        with contextlib.suppress(Exception):
+            self._client.close()
+        with contextlib.suppress(OSError):
+            os.close(self._master)
+        if self.link is not None:
+            with contextlib.suppress(OSError):
+                self.link.unlink()
+
+    # ------------------------------------------------------------------------------------------ loop
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self._read(0.05)
+                if self._rx:
+                    data, self._rx = bytes(self._rx) + data, bytearray()
+                if data:
+                    self._feed(data)
+                self._events()
+            except _DtrDropped:
+                self._dtr_dropped()
+            except OSError as exc:
+                if exc.errno in (errno.EBADF,):
+                    return
+                time.sleep(0.05)
+            except Exception as exc:
+                self._trace("!", repr(exc).encode())
+                time.sleep(0.05)
+        self._hangup_call(16, "closed")
+
+    def _read(self, wait: float) -> bytes:
+        """Bytes from the host, b"" after ``wait``; :class:`_DtrDropped` while no host has the port open."""
+        try:
+            ready, _, _ = select.select([self._master], [], [], wait)
+            if not ready:
+                return b""
+            data = os.read(self._master, 4096)
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                if self._dtr or self.off_hook:
+                    raise _DtrDropped from None
+                time.sleep(wait)
+                return b""
+            raise
+        if not self._dtr:
+            self._dtr = True
+        self._trace("<", data)
+        return data
+
+    def _dtr_dropped(self) -> None:
+        self._dtr = False
+        self._line.clear()
+        self._rx.clear()
+        if self._st.dtr_mode >= 2:
+            self._hangup_call(16, "dtr")
+            if self._st.dtr_mode == 3:
+                self._st = _State()
+        time.sleep(0.05)
+
+    def _write(self, data: bytes) -> None:
+        if not self._dtr:
+            return
+        self._trace(">", data)
+        view = memoryview(data)
+        deadline = time.monotonic() + 5.0
+        while view:
+            try:
+                n = os.write(self._master, view)
+                view = view[n:]
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+            except OSError:
+                return
+
+    def _info(self, text: str) -> None:
+        self._write((f"\r\n{text}\r\n" if self._st.verbose else f"{text}\r\n").encode())
+
+    def _result(self, code: str) -> None:
+        if self._st.quiet:
+            return
+        if self._st.verbose:
+            self._write(f"\r\n{code}\r\n".encode())
+        else:
+            self._write(f"{_NUMERIC.get(code.split(' ', maxsplit=1)[0], '4')}\r".encode())
+
+    def _trace(self, way: str, data: bytes) -> None:
+        if self.transcript is None:
+            return
+        with self.transcript.open("a", encoding="utf-8") as fh:
+            fh.write(f"{time.monotonic():.3f} {self.label} {way} {data!r}\n")
+
+    # -------------------------------------------------------------------------------------- exchange
+
+    def _on_setup(self, leg: CallLeg) -> None:
+        self._incoming.put(leg)
+
+    def _events(self) -> None:
+        while True:
+            try:
+                leg = self._incoming.get_nowait()
+            except queue.Empty:
+                break
+            if self._call is not None or self._off_hook:
+                continue  # busy: the exchange will not offer it anyway
+            self._ringing, self._rings = leg, 0
+            self._ring()
+        leg2 = self._ringing
+        if leg2 is None:
+            return
+        while True:
+            try:
+                event = leg2.events.get_nowait()
+            except queue.Empty:
+                break
+            if event["ev"] == "ring":
+                self._ring()
+            elif event["ev"] == "released":
+                self._ringing = None
+                return
+            if self._ringing is None:
+                return
+
+    def _ring(self) -> None:
+        self._rings += 1
+        if self._dtr:
+            self._result("RING")
+        s0 = self._st.sregs.get(0, 0)
+        if s0 and self._rings >= s0 and self._dtr:
+            self._answer()
+
+    # --------------------------------------------------------------------------------------- commands
+
+    def _feed(self, data: bytes) -> None:
+        for b in data:
+            if b in (0x0D,):
+                line = bytes(self._line).decode("latin-1")
+                self._line.clear()
+                if self._st.echo:
+                    self._write(line.encode("latin-1") + b"\r")
+                self._command_line(line)
+            elif b == 0x0A:
+                continue
+            elif b in (0x08, 0x7F):
+                if self._line:
+                    self._line.pop()
+            elif 0x20 <= b <= 0x7E:
+                self._line += bytes((b,))
+                if len(self._line) > 256:
+                    self._line.clear()
+
+    def _command_line(self, line: str) -> None:
+        start = line.upper().find("AT")
+        if start < 0:
+            return
+        body = line[start + 2 :]
+        try:
+            for cmd in split_commands(body):
+                outcome = self._one(cmd)
+                if outcome == "":
+                    return  # the action produced its own final result
+                if outcome != "OK":
+                    self._result(outcome)
+                    return
+        except _DtrDropped:
+            raise
+        except Exception as exc:
+            self._trace("!", repr(exc).encode())
+            self._result("ERROR")
+            return
+        self._result("OK")
+
+    def _one(self, cmd: str) -> str:
+        up = cmd.upper()
+        st = self._st
+        if up.startswith("+") or up.startswith("-"):
+            return self._extended(cmd)
+        if up.startswith("S"):
+            reg, _, rest = up[1:].partition("=") if "=" in up else (up[1:].rstrip("?"), "?", "")
+            if not reg.isdigit():
+                return "ERROR"
+            if rest == "" and up.endswith("?"):
+                self._info(f"{st.sregs.get(int(reg), 0):03d}")
+                return "OK"
+            if not rest.isdigit() or int(rest) > 255:
+                return "ERROR"
+            st.sregs[int(reg)] = int(rest)
+            return "OK"
+        if up.startswith("&"):
+            letter, arg = up[1:2], up[2:] or "0"
+            if letter == "D" and arg.isdigit():
+                st.dtr_mode = int(arg)
+            elif letter == "F":
+                self._st = _State(dtr_mode=st.dtr_mode)
+            return "OK" if letter in "DCKFSWV" else "ERROR"
+        letter, arg = up[:1], up[1:]
+        num = int(arg) if arg.isdigit() else 0
+        if letter == "E":
+            st.echo = num == 1
+        elif letter == "V":
+            st.verbose = num == 1
+        elif letter == "Q":
+            st.quiet = num == 1
+        elif letter == "Z":
+            self._hangup_call(16, "atz")
+            self._st = _State(dtr_mode=st.dtr_mode)
+        elif letter == "H":
+            if num == 1:
+                self._off_hook = True
+                with contextlib.suppress(Exception):
+                    self.endpoint.off_hook()
+            else:
+                self._hangup_call(16, "ath")
+        elif letter == "I":
+            texts = {0: self.profile.model, 3: self.profile.info3}
+            if num not in texts:
+                return "ERROR"
+            self._info(texts[num])
+        elif letter == "A":
+            self._answer()
+            return ""
+        elif letter == "D":
+            self._dial(cmd[1:])
+            return ""
+        elif letter in "LMXBNW":
+            pass
+        elif letter == "O":
+            return "ERROR" if self._call is None else "NO CARRIER"
+        else:
+            return "ERROR"
+        return "OK"
+
+    def _extended(self, cmd: str) -> str:
+        st = self._st
+        name, op, arg = _parse_ext(cmd)
+        c2 = st.fclass == "2"
+        c20 = st.fclass == "2.0"
+        if name == "+FCLASS":
+            if op == "=?":
+                self._info(",".join(self.profile.classes))
+            elif op == "?":
+                self._info(st.fclass)
+            elif op == "=":
+                if arg not in self.profile.classes:
+                    return "ERROR"
+                st.fclass = arg
+            return "OK"
+        if name in ("+FMI", "+FMFR", "+GMI") and op in ("?", ""):
+            self._info(self.profile.manufacturer)
+            return "OK"
+        if name in ("+FMM", "+FMDL", "+GMM") and op in ("?", ""):
+            self._info(self.profile.model)
+            return "OK"
+        if name in ("+FMR", "+FREV", "+GMR") and op in ("?", ""):
+            self._info(self.profile.revision)
+            return "OK"
+        if name in _CLASS1_QUERIES and st.fclass in ("1", "1.0"):
+            if op == "=?":
+                self._info(_CLASS1_QUERIES[name])
+                return "OK"
+            return "ERROR"  # Class 1 data phases are not simulated (docs/modem.md)
+        if name in {"+IFC", "+IPR"}:
+            return "OK"
+        if not (c2 or c20):
+            return "ERROR"
+        params = _PARAMS_20 if c20 else _PARAMS_2
+        if name == "+FIP" and c20:
+            st.params.clear()
+            return "OK"
+        if name in (("+FCC",) if c20 else ("+FDCC",)) and op == "=?":
+            self._info("(0,1),(0-5),(0-2),(0-2),(0),(0),(0),(0-7)")
+            return "OK"
+        if name in (("+FIS",) if c20 else ("+FDIS",)):
+            if op == "?":
+                self._info(st.params.get(name, "1,5,0,2,0,0,0,0"))
+            elif op == "=":
+                st.params[name] = arg
+                st.fine = arg.split(",")[0].strip() not in ("0", "")
+            return "OK"
+        if name == "+FDT":
+            self._send_page_phase()
+            return ""
+        if name == "+FDR":
+            self._receive_phase()
+            return ""
+        if name == "+FET" and c2 and op == "=":
+            self._post_page(int(arg or "0"))
+            return ""
+        if name in ("+FKS", "+FK"):
+            self._hangup_call(16, "abort")
+            return "OK"
+        if name in ("+FPS", "+FPTS") and op == "=":
+            st.copy_bad = arg.strip() == "2"
+            return "OK"
+        if name in params:
+            if op == "?":
+                self._info(st.params.get(name, "0"))
+            elif op == "=?":
+                self._info("(0-255)")
+            else:
+                st.params[name] = arg
+            return "OK"
+        return "ERROR"
+
+    # ---------------------------------------------------------------------------------------- calls
+
+    def _names(self) -> dict[str, str]:
+        if self._st.fclass == "2":
+            return {"conn": "+FCON", "dis": "+FDIS", "dcs": "+FDCS", "csi": "+FCSI", "tsi": "+FTSI",
+                    "pps": "+FPTS", "hng": "+FHNG"}  # fmt: skip
+        return {"conn": "+FCO", "dis": "+FIS", "dcs": "+FCS", "csi": "+FCI", "tsi": "+FTI", "pps": "+FPS",
+                "hng": "+FHS"}  # fmt: skip
+
+    def _hsc(self, code: int) -> str:
+        if self._st.fclass == "2":
+            return str(code)
+        return f"{code // 10:X}{code % 10}"
+
+    def _dcs(self) -> str:
+        return f"{1 if self._st.fine else 0},5,0,2,0,0,0,0"
+
+    def _dial(self, text: str) -> None:
+        digits = "".join(c for c in text.split(";", maxsplit=1)[0] if c.isdigit() or c in "+*#").lstrip("+")
+        if self._call is not None or self._st.fclass not in ("2", "2.0"):
+            self._result("ERROR" if self._st.fclass not in ("2", "2.0") else "NO DIALTONE")
+            return
+        if not digits:
+            self._result("ERROR")
+            return
+        self._ringing = None
+        try:
+            leg = self.endpoint.dial(digits)
+        except CallCleared as exc:
+            self._result(_dial_failure(exc.cause))
+            return
+        except Exception:
+            self._result("NO DIALTONE")
+            return
+        self._call, self._role = leg, "tx"
+        deadline = time.monotonic() + max(1, self._st.sregs.get(7, 60))
+        try:
+            while True:
+                self._check_dtr()
+                try:
+                    event = leg.wait_for_any(("connected",), min(0.1, max(0.0, deadline - time.monotonic())))
+                    break
+                except CallCleared as exc:
+                    if exc.cause == 102 and time.monotonic() < deadline:
+                        continue
+                    raise
+        except CallCleared as exc:
+            self._call = None
+            with contextlib.suppress(Exception):
+                leg.hangup(exc.cause if exc.cause != 102 else 16)
+            self._result(_dial_failure(exc.cause))
+            return
+        del event
+        self._tx_index, self._tx_ppm = 0, -1
+        n = self._names()
+        self._info(n["conn"])
+        self._info(f'{n["csi"]}:"{digits[-20:]:>20}"')
+        self._info(f"{n['dis']}:1,5,0,2,0,0,0,0")
+        self._result("OK")
+
+    def _answer(self) -> None:
+        leg = self._ringing
+        if leg is None or self._call is not None:
+            self._result("ERROR" if leg is None else "NO CARRIER")
+            return
+        self._ringing = None
+        if self._st.fclass not in ("2", "2.0"):
+            # A data or Class 1 answer: this simulator carries only Class 2/2.0 fax calls.
+            self._result("NO CARRIER")
+            return
+        self._call, self._role = leg, "rx"
+        try:
+            leg.answer()
+            leg.wait_for("connected", 10.0)
+        except CallCleared:
+            self._call = None
+            self._result("NO CARRIER")
+            return
+        self._rx_index, self._pending_confirm, self._rx_last = 0, None, False
+        n = self._names()
+        self._info(n["conn"])
+        self._info(f'{n["tsi"]}:"{leg.caller[-20:]:>20}"')
+        self._info(f"{n['dcs']}:{self._dcs()}")
+        self._result("OK")
+
+    def _hangup_call(self, cause: int, why: str) -> None:
+        leg, self._call = self._call, None
+        self._pending_confirm = None
+        if leg is not None:
+            with contextlib.suppress(Exception):
+                leg.hangup(cause)
+            self.hangups.append(why)
+        if leg is not None or self._off_hook:
+            self._off_hook = False
+            with contextlib.suppress(Exception):
+                self.endpoint.on_hook()
+
+    def _end_call(self, code: int, final: str) -> None:
+        """Report the hang-up code, hang up, give the final result."""
+        self._info(f"{self._names()['hng']}:{self._hsc(code)}")
+        self._hangup_call(16 if code == 0 else 41, "end" if code == 0 else f"hsc {code}")
+        self._result(final)
+
+    def _check_dtr(self) -> None:
+        """Raise :class:`_DtrDropped` if the host closed the port; keep any bytes it sent for later."""
+        data = self._read(0.0)
+        if data:
+            self._rx += data
+
+    # ------------------------------------------------------------------------------------- sending
+
+    def _send_page_phase(self) -> None:
+        leg = self._call
+        if leg is None or self._role != "tx":
+            self._result("ERROR")
+            return
+        if leg.released:
+            self._end_call(50, "ERROR")
+            return
+        self._info(f"{self._names()['dcs']}:{self._dcs()}")
+        self._result("CONNECT")
+        self._page_started = time.monotonic()
+        if self._st.fclass == "2":
+            self._write(bytes((DC1,)))
+        data, ppm = self._read_page_data()
+        if ppm < 0:
+            self._end_call(43, "ERROR")
+            return
+        self._tx_data = data
+        if self._st.fclass == "2":
+            self._result("OK")  # data accepted; +FET=<ppm> follows
+            return
+        self._post_page({ord(","): 0, ord(";"): 1, ord("."): 2}.get(ppm, 2))
+
+    def _read_page_data(self) -> tuple[bytes, int]:
+        """Data from the host until ``<DLE><ppm>`` / ``<DLE><ETX>``: ``(data, ppm byte)``; ppm -1 on timeout."""
+        fct = int(self._st.params.get("+FCT", self._st.params.get("+FPHCTO", "30")) or "30")
+        idle = max(3.0, fct / 10.0)
+        out = bytearray()
+        pending = bytearray(self._rx)
+        self._rx.clear()
+        last = time.monotonic()
+        while True:
+            i = 0
+            while i < len(pending):
+                b = pending[i]
+                if b != DLE:
+                    out.append(b)
+                    i += 1
+                    continue
+                if i + 1 >= len(pending):
+                    break
+                n = pending[i + 1]
+                i += 2
+                if n == DLE:
+                    out.append(DLE)
+                elif n == SUB:
+                    out += b"\x10\x10"
+                elif n in (ETX, ord(","), ord(";"), ord(".")):
+                    self._line.clear()
+                    leftover = pending[i:]
+                    if leftover:
+                        self._feed(bytes(leftover))
+                    return bytes(out), n
+            pending = pending[i:]
+            if time.monotonic() - last > idle:
+                return bytes(out), -1
+            got = self._read(0.1)
+            if got:
+                last = time.monotonic()
+                pending += got
+
+    def _post_page(self, ppm: int) -> None:
+        """Send the page to the far end and wait for MCF; answer the host (Class 2.0: OK; Class 2: +FPTS)."""
+        leg = self._call
+        data = getattr(self, "_tx_data", b"")
+        last = ppm == 2
+        c2 = self._st.fclass == "2"
+        if leg is None:
+            self._result("ERROR")
+            return
+        try:
+            rows = decode_line_page(data)
+        except t4.T4DecodeError as exc:
+            self._trace("!", f"page data does not decode: {exc}".encode())
+            rows = []
+        if not rows:
+            # RTN: the page was not usable.
+            if c2:
+                self._info("+FPTS:2")
+                self._result("OK")
+            else:
+                self._result("ERROR")
+            return
+        tiff = write_tiff(None, [rows], fine=self._st.fine)
+        pause = self._page_started + self.min_page_seconds - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        index = self._tx_index
+        try:
+            leg.send_page(index, tiff, last)
+            deadline = time.monotonic() + self.page_timeout
+            while True:
+                self._check_dtr()
+                try:
+                    leg.wait_for("confirmed", min(0.1, max(0.0, deadline - time.monotonic())), index=index)
+                    break
+                except CallCleared as exc:
+                    if exc.cause == 102 and time.monotonic() < deadline:
+                        continue
+                    raise
+        except CallCleared:
+            self._end_call(54 if last else 52, "ERROR")
+            return
+        self._tx_index += 1
+        if c2:
+            self._info("+FPTS:1")
+        if last:
+            self._end_call(0, "OK")
+        else:
+            self._result("OK")
+
+    # ----------------------------------------------------------------------------------- receiving
+
+    def _receive_phase(self) -> None:
+        leg = self._call
+        if leg is None or self._role != "rx":
+            self._result("ERROR")
+            return
+        if self._pending_confirm is not None:
+            if not self._st.copy_bad:
+                with contextlib.suppress(Exception):
+                    leg.confirm(self._pending_confirm)
+            self._st.copy_bad = False
+            self._pending_confirm = None
+            if self._rx_last:
+                # Wait for the far end to hang up (DCN) — briefly; then report the end of the call.
+                with contextlib.suppress(CallCleared):
+                    leg.wait_for("never", 1.0)
+                self._end_call(0, "OK")
+                return
+        deadline = time.monotonic() + self.page_timeout
+        try:
+            while True:
+                self._check_dtr()
+                try:
+                    event = leg.wait_for("page", min(0.1, max(0.0, deadline - time.monotonic())))
+                    break
+                except CallCleared as exc:
+                    if exc.cause == 102 and time.monotonic() < deadline:
+                        continue
+                    raise
+        except CallCleared as exc:
+            self._end_call(73 if exc.cause == 102 else 90, "ERROR")
+            return
+        index, last = int(event["index"]), bool(event.get("last"))
+        self._trace("!", f"page {index} last={last} from the exchange".encode())
+        try:
+            rows, fine = _page_rows(base64_decode(str(event["data"])))
+        except Exception:
+            self._end_call(90, "ERROR")
+            return
+        n = self._names()
+        self._info(f"{n['dcs']}:{1 if fine else 0},5,0,2,0,0,0,0")
+        self._result("CONNECT")
+        trigger = self._wait_trigger(5.0)
+        if not trigger:
+            self._end_call(90, "ERROR")
+            return
+        # RTC, then a little fill as a demodulator delivers (decoders read ahead past the last EOL).
+        line_data = t4.encode_page(rows, 1728, fill_order=2, rtc=True) + b"\x00\x00\x00\x00"
+        started = time.monotonic()
+        self._write(line_data.replace(b"\x10", b"\x10\x10"))
+        pause = started + self.min_page_seconds - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        self._write(bytes((DLE, ETX)))
+        self._info(f"{n['pps']}:1,{len(rows)},0,0,0")
+        self._info(f"+FET:{2 if last else 0}")
+        self._result("OK")
+        self._pending_confirm, self._rx_last = index, last
+        self._rx_index += 1
+
+    def _wait_trigger(self, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            data = self._read(0.1)
+            if DC2 in data or DC1 in data:
+                return True
+        return False
+
+
+def base64_decode(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _page_rows(data: bytes) -> tuple[list[bytes], bool]:
+    """Rows and resolution of a page carried by the exchange (a single-page TIFF-F, or raw MH LSB first)."""
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        info = validate_tiff_bytes(data, "<exchange page>", widths=(1728,))
+        page = info.pages[0]
+        strip = page_strip(data, page)
+        rows = t4.decode_page(strip, page.width, rows=page.length, fill_order=page.fill_order)
+        if page.photometric == 1:
+            rows = [bytes(b ^ 0xFF for b in r) for r in rows]
+        return rows, page.fine
+    return t4.decode_page(data, 1728, fill_order=2), True
+
+
+def _dial_failure(cause: int) -> str:
+    if cause == 17:
+        return "BUSY"
+    if cause in (18, 19, 102):
+        return "NO ANSWER"
+    if cause in (34, 38, 41, 42):
+        return "NO DIALTONE"
+    return "NO CARRIER"
+
+
+def _parse_ext(cmd: str) -> tuple[str, str, str]:
+    """``+FCLASS=?`` → ``("+FCLASS", "=?", "")``; ``+FLI="x"`` → ``("+FLI", "=", '"x"')``."""
+    j = 1
+    while j < len(cmd) and (cmd[j].isalnum() or cmd[j] in "."):
+        j += 1
+    name = cmd[:j].upper()
+    rest = cmd[j:]
+    if rest.startswith("=?"):
+        return name, "=?", ""
+    if rest.startswith("?"):
+        return name, "?", ""
+    if rest.startswith("="):
+        return name, "=", rest[1:].strip()
+    return name, "", rest.strip()
