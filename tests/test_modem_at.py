@@ -183,7 +183,7 @@ def test_config_defaults_and_paths() -> None:
     ("opts", "where", "why"),
     [
         ({}, "device[0].port", "missing"),
-        ({"port": "/dev/x", "class": "1"}, "device[0].class", "Class 1"),
+        ({"port": "/dev/x", "class": "1.0"}, "device[0].class", '"1"'),
         ({"port": "/dev/x", "class": 2.0}, "device[0].class", "a string"),
         ({"port": "/dev/x", "speed": 1234}, "device[0].speed", "one of"),
         ({"port": "/dev/x", "flow": "dtr"}, "device[0].flow", "xonxoff"),

@@ -261,3 +261,25 @@ def test_advance_term_rules(spool: DirectorySpool, doc: Path) -> None:
     with pytest.raises(StaleTermError):
         spool.claim(2, "m")
     assert spool.claim(3, "m") is not None
+
+
+def test_wall_clock_skew_never_strands_a_job(tmp_path: Path) -> None:
+    """Wall-clock steps change nothing: a node whose clock is an hour behind claims a job submitted on a correct
+    clock at once, and a retry scheduled by a clock a day ahead does not wait that day."""
+    right, behind, ahead = FakeClock(), FakeClock(), FakeClock()
+    behind.step_wall(-3600.0)
+    ahead.step_wall(86400.0)
+    root = tmp_path / "spool"
+    submitter = DirectorySpool(root, node="clerk", clock=right)
+    slow = DirectorySpool(root, node="b", clock=behind)
+    fast = DirectorySpool(root, node="a", clock=ahead)
+    fast.advance_term(1)
+    job_id = submitter.submit(small_doc(tmp_path / "d.tif", pages=1, rows=2), "5550100")
+    assert slow.pending_count() == 1
+    job = fast.claim(1, "m0")
+    assert job is not None and job.id == job_id
+    fast.complete(job_id, 1, ok=False, reason="busy")  # retry due in 300 s on a clock a day ahead
+    slow.advance_term(2)
+    assert slow.recover(2) == []
+    again = slow.claim(2, "m0")
+    assert again is not None and again.id == job_id, "the retry is not left waiting for the skew"

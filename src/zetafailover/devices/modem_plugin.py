@@ -3,7 +3,7 @@
 ``[[device]]`` keys for ``driver = "modem"``:
 
 * ``port`` — the serial device (``/dev/ttyS0``, ``/dev/ttyUSB0``, a simulated modem's pty; required);
-* ``class`` — ``"2.0"`` (default) or ``"2"``; ``"1"`` is refused (Class 1 is not implemented yet);
+* ``class`` — ``"2.0"`` (default), ``"2"`` or ``"1"`` (Class 1: the host runs T.30, see ``class1``);
 * ``speed`` — DTE speed in bit/s (default 19200; one of 9600 19200 38400 57600 115200);
 * ``flow`` — ``xonxoff`` (default), ``rtscts`` or ``none``;
 * ``init`` — extra AT commands sent after the class is selected (list of strings). Each must be one printable
@@ -120,10 +120,8 @@ def options(section: SectionConfig) -> dict[str, Any]:
         raise section_error(section, "port", f"missing or not a device path: {port!r}")
     out: dict[str, Any] = {"port": port}
     cls = opts.get("class", "2.0")
-    if cls == "1":
-        raise section_error(section, "class", 'Class 1 is not implemented by this driver yet; use "2.0" or "2"')
-    if cls not in ("2.0", "2"):
-        raise section_error(section, "class", f'must be "2.0" or "2" (a string), not {cls!r}')
+    if cls not in ("2.0", "2", "1"):
+        raise section_error(section, "class", f'must be "2.0", "2" or "1" (a string), not {cls!r}')
     out["class"] = cls
     speed = opts.get("speed", 19200)
     if isinstance(speed, bool) or speed not in SPEEDS:

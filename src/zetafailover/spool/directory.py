@@ -66,6 +66,10 @@ from zetafailover.spool.layout import (
     _TERM_GATE,
     _TERM_LOCK,
     DOCUMENT_NAME,
+    DUE_NOW,
+    QUEUED,
+    RETRY,
+    SKEW_GUARD_S,
     _marker,
     _marker_parts,
 )
@@ -76,10 +80,6 @@ from zetafailover.spool.tiff import DEFAULT_MAX_PAGES, MAX_DOCUMENT_BYTES, valid
 __all__ = ["DOCUMENT_NAME", "DirectorySpool", "SpoolCorruptError"]
 
 _logger = logging.getLogger(__name__)
-
-
-_ORPHAN_S = 3600.0
-"""Age after which a queue entry whose job has no record (a submit killed half-way) is removed."""
 
 
 class SpoolCorruptError(ZetafailoverError):
@@ -289,12 +289,12 @@ class DirectorySpool:
                     "why": "submitted" + (f" by {opts.submitter}" if opts.submitter else ""),
                     "submitted_at": now,
                     "at": now,
-                    "next_try_at": now,
+                    "next_try_at": DUE_NOW,
                 }
                 log_fd = rec.create_log(job_fd, None)
                 try:
                     with self._dir(_QUEUE) as q_fd:
-                        rec.link_entry(job_fd, q_fd, _marker(now, job_id))
+                        rec.link_entry(job_fd, q_fd, _marker(QUEUED, now, job_id))
                         doc_fd = os.open(DOCUMENT_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=job_fd)
                         try:
                             os.fsync(doc_fd)
@@ -325,9 +325,11 @@ class DirectorySpool:
                     parts = _marker_parts(name)
                     if parts is None:
                         continue
-                    due_ms, job_id = parts
-                    if due_ms > round(now * 1000):
-                        break
+                    kind, due_ms, job_id = parts
+                    ahead_s = due_ms / 1000 - now
+                    if kind == RETRY and 0 < ahead_s <= SKEW_GUARD_S:
+                        break  # a retry whose time has not come (retries sort by due time): nothing later is due
+                    # due, or so far ahead that a clock ahead of ours wrote it: _try_claim decides by the job
                     job = self._try_claim(job_id, name, q_fd, term=term, device=device, now=now)
                     if job is not None:
                         return job
@@ -341,15 +343,17 @@ class DirectorySpool:
                     rec.remove_entry(q_fd, marker)  # stale index entry (sent, failed, cancelled)
                     return None
                 if body is None:
-                    # A submit in progress writes the marker just before the record; a submit killed in
-                    # between left an entry that can never be claimed: drop it once it is an hour old.
-                    if float(marker.partition("-")[0]) / 1000 < now - _ORPHAN_S:
-                        rec.remove_entry(q_fd, marker)
+                    # A submit in progress writes the marker just before the record, so an entry without a record
+                    # is skipped, never removed: its age cannot be judged without trusting some node's wall
+                    # clock, and removing a live submit's entry would strand the job. A submit killed in between
+                    # leaves a harmless orphan (no acknowledged job is behind it).
                     return None
                 if state not in DUE:
                     return None  # in flight: its completion may be about to re-queue it under this very entry
-                if float(body.get("next_try_at", 0)) > now:
-                    return None
+                next_try = float(body.get("next_try_at", 0))
+                max_delay = float(body.get("options", {}).get("max_delay_s", 0) or 0)
+                if next_try > now and next_try - now <= max(max_delay, SKEW_GUARD_S):
+                    return None  # a retry not yet due (beyond that, its due time came from a clock ahead of ours)
                 new = dict(body)
                 new.update(
                     state=str(JobState.DIALING),
@@ -439,7 +443,7 @@ class DirectorySpool:
                         why=f"try {failures} of {job.options.max_attempts} failed: {reason or 'failed'}; retry later",
                     )
                     with self._dir(_QUEUE) as q_fd:
-                        rec.link_entry(job_fd, q_fd, _marker(due, job_id))
+                        rec.link_entry(job_fd, q_fd, _marker(RETRY, due, job_id))
                         os.fsync(q_fd)  # the queue entry is durable before the record that needs it
                     log.append(new)
                 else:
@@ -523,7 +527,9 @@ class DirectorySpool:
         """How many queue entries are due now (cheap: lists the queue index only)."""
         limit = round(self.clock.wall() * 1000)
         with self._dir(_QUEUE) as q_fd:
-            return sum(1 for n in os.listdir(q_fd) if (p := _marker_parts(n)) is not None and p[0] <= limit)
+            return sum(
+                1 for n in os.listdir(q_fd) if (p := _marker_parts(n)) is not None and (p[0] == QUEUED or p[1] <= limit)
+            )
 
     def document_path(self, job_id: str) -> Path:
         """Where the spool keeps the job's document (a regular file; never a symlink)."""
@@ -779,12 +785,12 @@ class DirectorySpool:
                     "kind": "job", "id": job_id, "state": "queued", "number": dialled, "pages": info.page_count,
                     "pages_confirmed": 0, "attempts": 0, "failures": 0, "options": _options_json(SubmitOptions()),
                     "term": 0, "node": self.node, "device": "", "reason": "", "why": "bulk (benchmark)",
-                    "submitted_at": now, "at": now, "next_try_at": now, "seq": 0,
+                    "submitted_at": now, "at": now, "next_try_at": DUE_NOW, "seq": 0,
                 }  # fmt: skip
                 fd = rec.open_dir(job_id, dir_fd=jobs_fd)
                 try:
                     os.close(rec.create_log(fd, body, prealloc=0))
-                    rec.link_entry(fd, q_fd, _marker(now, job_id))
+                    rec.link_entry(fd, q_fd, _marker(QUEUED, now, job_id))
                 finally:
                     os.close(fd)
                 ids.append(job_id)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from zetafailover.errors import ValidationError
 from zetafailover.spool import records as rec
 from zetafailover.spool.jobs import IN_FLIGHT, InboundState, JobState, validate_id
-from zetafailover.spool.layout import _INBOUND, _JOBS, _QUEUE, _RECEIVING, _marker
+from zetafailover.spool.layout import _INBOUND, _JOBS, _QUEUE, _RECEIVING, DUE_NOW, QUEUED, _marker
 
 if TYPE_CHECKING:
     from zetafailover.spool.directory import DirectorySpool
@@ -57,10 +57,10 @@ def recover(spool: DirectorySpool, term: int) -> list[str]:
                             term=term,
                             node=spool.node,
                             device="",
-                            next_try_at=now,
+                            next_try_at=DUE_NOW,
                             at=now,
                         )
-                        rec.link_entry(job_fd, q_fd, _marker(now, name))
+                        rec.link_entry(job_fd, q_fd, _marker(QUEUED, now, name))
                         os.fsync(q_fd)  # the queue entry is durable before the record that needs it
                         log.append(new)
                         table.remove(name)

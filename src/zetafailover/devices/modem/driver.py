@@ -31,9 +31,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from zetafailover.clock import SystemClock
 from zetafailover.devices._device_log import DeviceLog
+from zetafailover.devices.modem import class1
 from zetafailover.devices.modem.at import AtChannel, AtError, AtTimeout, check_command
 from zetafailover.devices.modem.class2 import CLASS2, CLASS20, Dialect, ReceivedPage, Timeouts, receive_fax, send_fax
 from zetafailover.devices.modem.pages import load_fax_pages
+from zetafailover.devices.modem.t30 import T30Timers
 from zetafailover.errors import DeviceError, StaleTermError, ValidationError
 from zetafailover.interfaces import Clock, DeviceHealth, InboundSink, OutboundFax, PageConfirmed, SendOutcome
 from zetafailover.spool.numbers import validate_number
@@ -42,7 +44,7 @@ __all__ = ["CLASSES", "FLOW_CONTROLS", "ModemDevice", "check_local_id"]
 
 log = logging.getLogger(__name__)
 
-CLASSES = {"2.0": CLASS20, "2": CLASS2}
+CLASSES = {"2.0": CLASS20, "2": CLASS2, "1": class1.CLASS1}
 """Supported service classes (``class`` config key) and their dialects."""
 
 FLOW_CONTROLS = ("xonxoff", "rtscts", "none")
@@ -102,6 +104,7 @@ class ModemDevice:
         clock: Clock | None = None,
         log_path: Path | None = None,
         serial_factory: Callable[[], Any] | None = None,
+        t30_timers: T30Timers | None = None,
     ) -> None:
         if modem_class not in CLASSES:
             raise ValidationError(f"modem class {modem_class!r}: supported are {', '.join(CLASSES)}")
@@ -124,6 +127,8 @@ class ModemDevice:
         self.stop_timeout = stop_timeout
         self.busy_timeout = busy_timeout
         self.may_answer = may_answer
+        self.t30_timers = t30_timers or T30Timers()
+        """Class 1 only: the T.30 timers (T1, T2, T4), the 75 ms pause and the retry limit."""
         self.guard: Callable[[int], bool] | None = None
         """Optional: the node's ``may_act(term)``, asked before answering and before every page."""
         self._serial_factory = serial_factory
@@ -222,17 +227,31 @@ class ModemDevice:
                 self._log("page", term, job=fax.job_id, page=index)
 
             try:
-                result = send_fax(
-                    self._at,
-                    self.dialect,
-                    number,
-                    pages,
-                    first,
-                    confirmed,
-                    timeouts=self.timeouts,
-                    allowed=lambda: self._allowed(term),
-                    flow=self._flow,
-                )
+                if self.dialect is class1.CLASS1:
+                    result = class1.send_fax(
+                        self._at,
+                        number,
+                        pages,
+                        first,
+                        confirmed,
+                        timeouts=self.timeouts,
+                        timers=self.t30_timers,
+                        local_id=self.local_id,
+                        allowed=lambda: self._allowed(term),
+                        flow=self._flow,
+                    )
+                else:
+                    result = send_fax(
+                        self._at,
+                        self.dialect,
+                        number,
+                        pages,
+                        first,
+                        confirmed,
+                        timeouts=self.timeouts,
+                        allowed=lambda: self._allowed(term),
+                        flow=self._flow,
+                    )
             except (AtError, OSError) as exc:
                 self._log("modem_error", term, job=fax.job_id, error=str(exc))
                 self._recover_locked()
@@ -346,14 +365,25 @@ class ModemDevice:
         reason = ""
         complete = False
         try:
-            result = receive_fax(
-                at,
-                self.dialect,
-                store,
-                timeouts=self.timeouts,
-                allowed=lambda: self._allowed(term),
-                on_caller=set_caller,
-            )
+            if self.dialect is class1.CLASS1:
+                result = class1.receive_fax(
+                    at,
+                    store,
+                    timeouts=self.timeouts,
+                    timers=self.t30_timers,
+                    local_id=self.local_id,
+                    allowed=lambda: self._allowed(term),
+                    on_caller=set_caller,
+                )
+            else:
+                result = receive_fax(
+                    at,
+                    self.dialect,
+                    store,
+                    timeouts=self.timeouts,
+                    allowed=lambda: self._allowed(term),
+                    on_caller=set_caller,
+                )
             complete, reason = result.ok, result.reason
         except (_OffLine, StaleTermError) as exc:
             reason = "device went off line" if isinstance(exc, _OffLine) else f"stale term: {exc}"
@@ -447,6 +477,10 @@ class ModemDevice:
             at.expect_ok(command, t)
         ident = [at.command(f"AT{q}", t) for q in d.ident]
         self.identity["model"] = " / ".join(r.text() for r in ident if r.ok and r.text())
+        if d is class1.CLASS1:
+            self.identity["rates"] = at.command("AT+FTM=?", t).text()
+            self._last_ok = time.monotonic()
+            return  # Class 1 has no session parameters: the host negotiates everything in T.30
         if d is CLASS20:
             flo = {"xonxoff": 1, "rtscts": 2, "none": 0}[self.flow]
             at.expect_ok(f"AT+FLO={flo}", t)

@@ -7,7 +7,12 @@ modems do: ``E0/E1``, ``V0/V1``, ``Q0/Q1``, ``Z``, ``&F``, ``&D``, ``&C``, ``&K`
 ``D``, ``H``; ``+FCLASS=?`` / ``+FCLASS=<c>`` (``ERROR`` for a class it does not offer); **Class 2.0** (``+FDT``,
 ``+FDR``, ``+FIS``, ``+FCC``, ``+FLI``, ``+FKS``, ``+FPS``, ``+FHS:`` in hex) and the old **Class 2** names
 (``+FDIS``, ``+FDCC``, ``+FLID``, ``+FET``, ``+FK``, ``+FPTS``, ``+FHNG:`` in decimal, XON before data,
-``<DC1>`` trigger). Class 1 (``+FTH/+FRH/+FTM/+FRM``) is answered to queries only (see ``docs/modem.md``).
+``<DC1>`` trigger); **Class 1** (``+FTH=3``, ``+FRH=3``, ``+FTM``, ``+FRM``, ``+FTS``, ``+FRS``).
+
+In Class 1 the host runs T.30, but the exchange carries whole pages, not modulated signals: the simulated modem
+is a local **T.30 gateway** — it plays the far end's T.30 (DIS, DCS, TCF, CFR/FTT, MCF/RTN, DCN) towards the
+host and maps pages onto the exchange's page protocol. HDLC frames it passes to the host go through real bit-level
+framing (:func:`~zetafailover.devices.modem.t30.hdlc_encode`/``hdlc_decode``) and carry their FCS.
 
 T.30 runs inside the modem, as in a real Class 2 modem; what crosses the "telephone line" is the simulated
 exchange's call and page protocol: a page the host sends becomes one exchange page (a single-page TIFF-F),
@@ -37,9 +42,12 @@ import select
 import threading
 import time
 import tty
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zetafailover.devices.modem import t30
 from zetafailover.devices.modem.at import split_commands
 from zetafailover.devices.modem.pages import decode_line_page
 from zetafailover.spool import t4
@@ -60,6 +68,7 @@ _PARAMS_20 = ("+FCC", "+FIS", "+FLI", "+FPI", "+FNR", "+FLO", "+FBO", "+FPP", "+
               "+FIT")  # fmt: skip
 _PARAMS_2 = ("+FDCC", "+FDIS", "+FLID", "+FCIG", "+FSPL", "+FMINSP", "+FBOR", "+FTBC", "+FPHCTO", "+FBUG",
              "+FCR", "+FAA", "+FCQ", "+FLPL", "+FECM", "+FREL", "+FBADLIN", "+FBADMUL")  # fmt: skip
+_FAX_CLASSES = ("1", "1.0", "2", "2.0")
 _CLASS1_QUERIES = {"+FTM": "24,48,72,73,74,96,97,98,121,122,145,146", "+FRM": "24,48,72,73,74,96,97,98,121,122,145,146",
                    "+FTH": "3", "+FRH": "3", "+FTS": "0-255", "+FRS": "0-255"}  # fmt: skip
 
@@ -160,6 +169,10 @@ class SimulatedModem:
         self._page_started = 0.0
         self._closed = threading.Event()
         self.hangups: list[str] = []
+        self.response_gaps: list[float] = []
+        """Class 1: seconds between the end of what the modem last gave the host and the host's next
+        ``AT+FTH=3`` (T.30 wants ≥ 75 ms of silence before a station answers); -1 when nothing came before."""
+        self._c1 = _C1State("")
         """Why each call ended (for tests): ``dtr``, ``ath``, ``remote``, ``atz``…"""
         self._thread = threading.Thread(target=self._run, name=f"simmodem-{self.label}", daemon=True)
         self._thread.start()
@@ -438,7 +451,9 @@ class SimulatedModem:
             if op == "=?":
                 self._info(_CLASS1_QUERIES[name])
                 return "OK"
-            return "ERROR"  # Class 1 data phases are not simulated (docs/modem.md)
+            if op != "=" or not arg.isdigit():
+                return "ERROR"
+            return self._class1(name, int(arg))
         if name in {"+IFC", "+IPR"}:
             return "OK"
         if not (c2 or c20):
@@ -501,8 +516,8 @@ class SimulatedModem:
 
     def _dial(self, text: str) -> None:
         digits = "".join(c for c in text.split(";", maxsplit=1)[0] if c.isdigit() or c in "+*#").lstrip("+")
-        if self._call is not None or self._st.fclass not in ("2", "2.0"):
-            self._result("ERROR" if self._st.fclass not in ("2", "2.0") else "NO DIALTONE")
+        if self._call is not None or self._st.fclass not in _FAX_CLASSES:
+            self._result("ERROR" if self._st.fclass not in _FAX_CLASSES else "NO DIALTONE")
             return
         if not digits:
             self._result("ERROR")
@@ -536,6 +551,13 @@ class SimulatedModem:
             return
         del event
         self._tx_index, self._tx_ppm = 0, -1
+        if self._st.fclass in ("1", "1.0"):
+            # The far end answered: it sends CSI and DIS; ATD implies +FRH=3, so the first frame follows CONNECT.
+            self._c1 = _C1State("tx")
+            self._c1_queue(t30.Frame(t30.CSI, t30.ident_fif(digits[-20:]), final=False))
+            self._c1_queue(t30.Frame(t30.DIS, _C1_CAPS.dis()))
+            self._c1_deliver_frame()
+            return
         n = self._names()
         self._info(n["conn"])
         self._info(f'{n["csi"]}:"{digits[-20:]:>20}"')
@@ -548,8 +570,8 @@ class SimulatedModem:
             self._result("ERROR" if leg is None else "NO CARRIER")
             return
         self._ringing = None
-        if self._st.fclass not in ("2", "2.0"):
-            # A data or Class 1 answer: this simulator carries only Class 2/2.0 fax calls.
+        if self._st.fclass not in _FAX_CLASSES:
+            # A data answer: this simulator carries only fax calls.
             self._result("NO CARRIER")
             return
         self._call, self._role = leg, "rx"
@@ -561,6 +583,13 @@ class SimulatedModem:
             self._result("NO CARRIER")
             return
         self._rx_index, self._pending_confirm, self._rx_last = 0, None, False
+        if self._st.fclass in ("1", "1.0"):
+            # ATA implies +FTH=3: the host sends its CSI and DIS right after CONNECT.
+            self._c1 = _C1State("rx")
+            self._c1.last_out = 0.0
+            self._result("CONNECT")
+            self._c1_transmit_frames()
+            return
         n = self._names()
         self._info(n["conn"])
         self._info(f'{n["tsi"]}:"{leg.caller[-20:]:>20}"')
@@ -773,6 +802,212 @@ class SimulatedModem:
                 return True
         return False
 
+    # ------------------------------------------------------------------- Class 1 (the host runs T.30)
+
+    def _c1_queue(self, frame: t30.Frame) -> None:
+        """Put a far-end frame on the simulated line: HDLC bits with flags, stuffing and FCS, decoded by our
+        receiver into what a modem gives the host (frame + FCS)."""
+        bits = t30.hdlc_encode(t30.with_fcs(frame.wire()))
+        for raw in t30.hdlc_decode(bits):
+            self._c1.frames.append(raw)
+
+    def _c1_deliver_frame(self) -> None:
+        """``CONNECT``, one frame (DLE doubled) and ``<DLE><ETX>``, ``OK``."""
+        raw = self._c1.frames.popleft()
+        self._result("CONNECT")
+        self._write(raw.replace(b"\x10", b"\x10\x10") + bytes((DLE, ETX)))
+        self._c1.last_out = time.monotonic()  # before the final result: the host cannot have it earlier
+        self._result("OK")
+
+    def _class1(self, name: str, value: int) -> str:
+        st = self._c1
+        if name in ("+FTS", "+FRS"):
+            time.sleep(min(value, 255) / 100.0)
+            return "OK"
+        if self._call is None or not st.role:
+            return "ERROR"
+        if name == "+FTH":
+            if value != 3:
+                return "ERROR"
+            self.response_gaps.append(time.monotonic() - st.last_out if st.last_out else -1.0)
+            self._result("CONNECT")
+            self._c1_transmit_frames()
+        elif name == "+FRH":
+            if value != 3:
+                return "ERROR"
+            self._c1_receive_frame()
+        elif name == "+FTM":
+            self._c1_host_data(value)
+        else:
+            self._c1_give_data(value)
+        return ""
+
+    def _c1_transmit_frames(self) -> None:
+        """The host sends frames (after ``CONNECT``): each up to ``<DLE><ETX>``; ``CONNECT`` after a non-final one,
+        ``OK`` after the final one."""
+        while True:
+            data, end = self._read_page_data()
+            if end != ETX:
+                self._result("ERROR")
+                return
+            try:
+                frame = t30.parse_frame(data, has_fcs=False)
+            except t30.FrameError:
+                self._result("ERROR")
+                return
+            self._trace("!", f"host frame {frame.name}".encode())
+            self._c1_from_host(frame)
+            if frame.final:
+                self._result("OK")
+                return
+            self._result("CONNECT")
+
+    def _c1_from_host(self, frame: t30.Frame) -> None:
+        st = self._c1
+        leg = self._call
+        fcf = frame.fcf
+        if fcf == t30.DCN:
+            self._hangup_call(16, "dcn")
+            return
+        if st.role == "tx":
+            if fcf == t30.DCS:
+                caps = t30.Caps.from_dcs(frame.fif)
+                st.rate, st.fine, st.expect_tcf = caps.rate, caps.fine, True
+            elif fcf in (t30.MPS, t30.EOP, t30.EOM) and st.awaiting is None and leg is not None:
+                try:
+                    rows = decode_line_page(st.page_data) if st.page_data else []
+                except t4.T4DecodeError:
+                    rows = []
+                if not rows:
+                    self._c1_queue(t30.Frame(t30.RTN))
+                    return
+                last = fcf == t30.EOP
+                with contextlib.suppress(CallCleared):
+                    leg.send_page(st.index, write_tiff(None, [rows], fine=st.fine), last)
+                st.awaiting, st.awaiting_last, st.page_data = st.index, last, b""
+            return
+        # rx: we play the sender
+        if fcf == t30.DIS:
+            st.rates = t30.Caps.from_dis(frame.fif).rates(frozenset(_C1_CODES)) or [t30.RATES[-1]]
+            st.rate = st.rates[0]
+            self._c1_queue(t30.Frame(t30.TSI, t30.ident_fif(leg.caller[-20:] if leg else ""), x=True, final=False))
+            self._c1_queue(t30.Frame(t30.DCS, t30.Caps(fine=st.fine, rate=st.rate).dcs(), x=True))
+            st.send_tcf = True
+        elif fcf == t30.FTT:
+            slower = [r for r in st.rates if st.rate is not None and r.bps < st.rate.bps]
+            st.rate = slower[0] if slower else st.rate
+            self._c1_queue(t30.Frame(t30.DCS, t30.Caps(fine=st.fine, rate=st.rate).dcs(), x=True))
+            st.send_tcf = True
+        elif fcf in (t30.MCF, t30.RTP) and st.rx_pending is not None and leg is not None:
+            with contextlib.suppress(Exception):
+                leg.confirm(st.rx_pending)
+            st.rx_pending = None
+            if st.rx_last:
+                self._c1_queue(t30.Frame(t30.DCN, x=True))
+        elif fcf == t30.RTN:
+            st.rx_pending = None
+            self._c1_queue(t30.Frame(t30.DCN, x=True))  # the far end cannot send the page again: it gives up
+
+    def _c1_wait(self, ready: Callable[[], bool]) -> str:
+        """Wait until ``ready()`` (it may do exchange work), the host sends a byte (abort: ``OK``), or the call
+        ends (``NO CARRIER``); ``page_timeout`` at most. Returns ``""`` when ready."""
+        deadline = time.monotonic() + self.page_timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return ""
+            if self._call is None:
+                return "NO CARRIER"
+            if self._read(0.02):
+                return "OK"
+        return "NO CARRIER"
+
+    def _c1_receive_frame(self) -> None:
+        st = self._c1
+
+        def ready() -> bool:
+            if st.frames:
+                return True
+            leg = self._call
+            if st.role == "tx" and st.awaiting is not None and leg is not None:
+                try:
+                    leg.wait_for("confirmed", 0.05, index=st.awaiting)
+                except CallCleared as exc:
+                    if exc.cause != 102:
+                        self._hangup_call(exc.cause, "remote")
+                    return False
+                st.awaiting = None
+                st.index += 1
+                self._c1_queue(t30.Frame(t30.MCF))
+                return True
+            return False
+
+        outcome = self._c1_wait(ready)
+        if outcome:
+            self._result(outcome)
+            return
+        self._c1_deliver_frame()
+
+    def _c1_host_data(self, code: int) -> None:
+        """``+FTM``: TCF or page data from the host."""
+        st = self._c1
+        self._result("CONNECT")
+        data, end = self._read_page_data()
+        if end != ETX:
+            self._result("ERROR")
+            return
+        if st.role == "tx" and st.expect_tcf:
+            st.expect_tcf = False
+            good = st.rate is not None and code == st.rate.code and t30.tcf_ok(data, st.rate)
+            self._c1_queue(t30.Frame(t30.CFR if good else t30.FTT))
+        elif st.role == "tx":
+            st.page_data = data
+        self._result("OK")
+
+    def _c1_give_data(self, code: int) -> None:
+        """``+FRM``: TCF or a page from the far end (wrong modulation: ``+FCERROR``)."""
+        st = self._c1
+        if st.role != "rx" or st.rate is None or code != st.rate.code:
+            self._result("+FCERROR")
+            return
+        if st.send_tcf:
+            st.send_tcf = False
+            self._result("CONNECT")
+            self._write(t30.tcf_bytes(st.rate) + bytes((DLE, ETX)))
+            st.last_out = time.monotonic()
+            self._result("NO CARRIER")
+            return
+        got: dict[str, object] = {}
+
+        def ready() -> bool:
+            leg = self._call
+            if leg is None:
+                return False
+            try:
+                got.update(leg.wait_for("page", 0.05))
+            except CallCleared as exc:
+                if exc.cause != 102:
+                    self._hangup_call(exc.cause, "remote")
+                return False
+            return True
+
+        outcome = self._c1_wait(ready)
+        if outcome:
+            self._result(outcome)
+            return
+        index, last = int(str(got["index"])), bool(got.get("last"))
+        try:
+            rows, _fine = _page_rows(base64_decode(str(got["data"])))
+        except Exception:
+            self._result("NO CARRIER")
+            return
+        line_data = t4.encode_page(rows, 1728, fill_order=2, rtc=True) + b"\x00\x00\x00\x00"
+        self._result("CONNECT")
+        self._write(line_data.replace(b"\x10", b"\x10\x10") + bytes((DLE, ETX)))
+        st.last_out = time.monotonic()
+        self._result("NO CARRIER")
+        st.rx_pending, st.rx_last = index, last
+        self._c1_queue(t30.Frame(t30.EOP if last else t30.MPS, x=True))
+
 
 def base64_decode(text: str) -> bytes:
     return base64.b64decode(text)
@@ -815,3 +1050,34 @@ def _parse_ext(cmd: str) -> tuple[str, str, str]:
     if rest.startswith("="):
         return name, "=", rest[1:].strip()
     return name, "", rest.strip()
+
+
+# ------------------------------------------------------------------------------------------------- Class 1
+
+
+_C1_CAPS = t30.Caps(frozenset({"v27", "v29", "v17"}), True)
+"""What the far end (the simulated fax machine behind the exchange) offers in its DIS."""
+
+
+@dataclass
+class _C1State:
+    """The far end's T.30 state while the host runs a Class 1 call."""
+
+    role: str
+    """``tx``: the host sends (we play the receiver); ``rx``: the host receives (we play the sender)."""
+    frames: deque[bytes] = field(default_factory=deque)
+    rate: t30.Rate | None = None
+    fine: bool = True
+    expect_tcf: bool = False
+    page_data: bytes = b""
+    awaiting: int | None = None
+    awaiting_last: bool = False
+    send_tcf: bool = False
+    rx_pending: int | None = None
+    rx_last: bool = False
+    index: int = 0
+    last_out: float = 0.0
+    rates: list[t30.Rate] = field(default_factory=list)
+
+
+_C1_CODES = tuple(int(c) for c in _CLASS1_QUERIES["+FTM"].split(","))
