@@ -43,6 +43,7 @@ __all__ = [
     "AtTimeout",
     "SerialPort",
     "check_command",
+    "dle_decode",
     "dle_escape",
     "dle_unescape",
     "split_commands",
@@ -189,9 +190,13 @@ def dle_escape(data: bytes) -> bytes:
     return data.replace(b"\x10", b"\x10\x10")
 
 
-def dle_unescape(data: bytes) -> tuple[bytes, bool]:
-    """Undo the DCE's escaping of a complete buffer: ``(data, saw DLE ETX)``; stops at ``<DLE><ETX>``."""
-    out = bytearray()
+def dle_decode(data: bytes | bytearray, out: bytearray, stops: bytes = bytes([ETX])) -> tuple[int, int | None]:
+    """Undo DLE escaping of ``data`` into ``out`` until ``<DLE><stop>`` for a byte of ``stops``.
+
+    Returns ``(consumed, stop)``: how many bytes of ``data`` were used, and the stop byte, or None when the data
+    ran out first (a lone trailing DLE is left unconsumed, for the next chunk). ``<DLE><DLE>`` is one DLE and
+    ``<DLE><SUB>`` two; other ``<DLE>x`` pairs are dropped.
+    """
     i = 0
     while i < len(data):
         b = data[i]
@@ -207,9 +212,16 @@ def dle_unescape(data: bytes) -> tuple[bytes, bool]:
             out.append(DLE)
         elif n == SUB:
             out += b"\x10\x10"
-        elif n == ETX:
-            return bytes(out), True
-    return bytes(out), False
+        elif n in stops:
+            return i, n
+    return i, None
+
+
+def dle_unescape(data: bytes) -> tuple[bytes, bool]:
+    """Undo the DCE's escaping of a complete buffer: ``(data, saw DLE ETX)``; stops at ``<DLE><ETX>``."""
+    out = bytearray()
+    _used, stop = dle_decode(data, out)
+    return bytes(out), stop == ETX
 
 
 @dataclass
@@ -346,24 +358,10 @@ class AtChannel:
         pending = self._buf
         self._buf = bytearray()
         while True:
-            i = 0
-            while i < len(pending):
-                b = pending[i]
-                if b != DLE:
-                    out.append(b)
-                    i += 1
-                    continue
-                if i + 1 >= len(pending):
-                    break
-                n = pending[i + 1]
-                i += 2
-                if n == DLE:
-                    out.append(DLE)
-                elif n == SUB:
-                    out += b"\x10\x10"
-                elif n == ETX:
-                    self._buf = bytearray(pending[i:])
-                    return bytes(out)
+            i, stop = dle_decode(pending, out)
+            if stop is not None:
+                self._buf = bytearray(pending[i:])
+                return bytes(out)
             pending = pending[i:]
             now = self.clock()
             if now >= deadline or (idle_timeout is not None and now - last >= idle_timeout):

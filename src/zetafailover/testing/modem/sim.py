@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zetafailover.devices.modem import t30
-from zetafailover.devices.modem.at import split_commands
+from zetafailover.devices.modem.at import DC1, DC2, DLE, ETX, dle_decode, split_commands
 from zetafailover.devices.modem.pages import decode_line_page
 from zetafailover.spool import t4
 from zetafailover.spool.tiff import page_strip, validate_tiff_bytes, write_tiff
@@ -56,7 +56,9 @@ from zetafailover.testing.exchange.client import CallCleared, CallLeg, EndpointH
 
 __all__ = ["ModemProfile", "SimulatedModem"]
 
-DLE, ETX, DC1, DC2, SUB = 0x10, 0x03, 0x11, 0x12, 0x1A
+_PAGE_STOPS = bytes([ETX, ord(","), ord(";"), ord(".")])
+"""What ends page data from the host: ``<DLE><ETX>`` or ``<DLE>`` and a post-page message (Class 2.0)."""
+
 _REVERSE = bytes(int(format(b, "08b")[::-1], 2) for b in range(256))
 _serial = itertools.count(1)
 
@@ -654,27 +656,13 @@ class SimulatedModem:
         self._rx.clear()
         last = time.monotonic()
         while True:
-            i = 0
-            while i < len(pending):
-                b = pending[i]
-                if b != DLE:
-                    out.append(b)
-                    i += 1
-                    continue
-                if i + 1 >= len(pending):
-                    break
-                n = pending[i + 1]
-                i += 2
-                if n == DLE:
-                    out.append(DLE)
-                elif n == SUB:
-                    out += b"\x10\x10"
-                elif n in (ETX, ord(","), ord(";"), ord(".")):
-                    self._line.clear()
-                    leftover = pending[i:]
-                    if leftover:
-                        self._feed(bytes(leftover))
-                    return bytes(out), n
+            i, stop = dle_decode(pending, out, _PAGE_STOPS)
+            if stop is not None:
+                self._line.clear()
+                leftover = pending[i:]
+                if leftover:
+                    self._feed(bytes(leftover))
+                return bytes(out), stop
             pending = pending[i:]
             if time.monotonic() - last > idle:
                 return bytes(out), -1
