@@ -258,13 +258,7 @@ class DirectorySpool:
         info = validate_tiff_bytes(data, str(src), max_pages=self.max_pages)
         now = self.clock.wall()
         with self._dir(_JOBS) as jobs_fd:
-            while True:
-                job_id = new_id("J", now)
-                try:
-                    os.mkdir(job_id, rec.DIR_MODE, dir_fd=jobs_fd)
-                    break
-                except FileExistsError:
-                    continue
+            job_id = _make_item_dir(jobs_fd, "J", now)
             job_fd = rec.open_dir(job_id, dir_fd=jobs_fd)
             try:
                 # The folder is invisible until its log holds an intact first record, so nothing needs a
@@ -547,13 +541,7 @@ class DirectorySpool:
         with self._fenced(term, "begin_receive"):
             now = self.clock.wall()
             with self._dir(_INBOUND) as in_fd:
-                while True:
-                    fax_id = new_id("R", now)
-                    try:
-                        os.mkdir(fax_id, rec.DIR_MODE, dir_fd=in_fd)
-                        break
-                    except FileExistsError:
-                        continue
+                fax_id = _make_item_dir(in_fd, "R", now)
                 fd = rec.open_dir(fax_id, dir_fd=in_fd)
                 try:
                     body = {
@@ -834,3 +822,14 @@ def _read_document(path: Path) -> bytes:
     if len(data) > MAX_DOCUMENT_BYTES:
         raise ValidationError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes")
     return data
+
+
+def _make_item_dir(parent_fd: int, prefix: str, now: float) -> str:
+    """Create a fresh, uniquely named item folder (a job or an inbound fax) under ``parent_fd``; returns its id."""
+    while True:
+        item_id = new_id(prefix, now)
+        try:
+            os.mkdir(item_id, rec.DIR_MODE, dir_fd=parent_fd)
+            return item_id
+        except FileExistsError:
+            continue
