@@ -74,7 +74,10 @@ def check_spool(
         validate_tiff_bytes(job.document.read_bytes(), str(job.document))
         assert job.pages_confirmed >= pages_done.get(job_id, 0), f"{job_id}: confirmed page lost"
         if job_id in done:
-            assert str(job.state) == done[job_id], f"{job_id}: acknowledged {done[job_id]}, found {job.state}"
+            # A terminal state is final. A retry may have been claimed again by the same child after it was
+            # acknowledged (retries are due at once here), possibly killed before it could say so.
+            allowed = {"retry_wait", "dialing", "sending"} if done[job_id] == "retry_wait" else {done[job_id]}
+            assert str(job.state) in allowed, f"{job_id}: acknowledged {done[job_id]}, found {job.state}"
     for folder in (root / "jobs").iterdir():
         if not full and folder.name in _seen:
             continue
@@ -149,6 +152,8 @@ def test_kill_minus_nine_at_random_points(tmp_path: Path) -> None:
                 pages_done[parts[1]] = int(parts[2]) + 1
             elif parts[0] == "DONE":
                 done[parts[1]] = parts[2]
+            elif parts[0] == "CLAIM":
+                done.pop(parts[1], None)  # claimed again after a retry: its acknowledged end is in the past
         _seen.difference_update(set(pages_done) | set(done) | _recent)
         check_spool(root, doc_bytes, acked, pages_done, done, full=it % 25 == 24)
     assert len(acked) > 50 and lines_total > 300, "the children did too little work to test anything"
