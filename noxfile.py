@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests lint typecheck demo benchmarks`."""
+"""Developer sessions: `nox -s tests lint typecheck docs demo benchmarks`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build docs/ into a static site (site/) with MkDocs; any warning fails the build."""
+    session.install("-U", "pip>=25.1")  # dependency groups need pip 25.1
     session.install("--group", "docs")
     session.run("mkdocs", "build", "--strict")
 
