@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests lint typecheck docs demo benchmarks`."""
+"""Developer sessions: `nox -s tests lint typecheck docs demo benchmarks chaos`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ def docs(session: nox.Session) -> None:
     session.install("-U", "pip>=25.1")  # dependency groups need pip 25.1
     session.install("--group", "docs")
     session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Randomized fault runs on real node processes, each audited: `nox -s chaos -- --runs N --seed S`."""
+    session.install("-e", ".")
+    session.run("python", "-m", "zetafailover.testing.chaos", *(session.posargs or ["--runs", "3"]))
 
 
 @nox.session
