@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from test_modem_class2 import Sink, wait
 from zetafailover.devices.isdn import split_document
 from zetafailover.devices.modem import ModemDevice, Timeouts, t30
 from zetafailover.interfaces import OutboundFax
@@ -26,24 +26,6 @@ PLAN = {
     "ring_interval": 1.0,
     "answer_timeout": 8,
 }
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.faxes: list[tuple[str, list[bytes], bool, int]] = []
-
-    def fax_received(self, device: str, caller: str, pages: Sequence[bytes], complete: bool, term: int) -> str:
-        self.faxes.append((caller, list(pages), complete, term))
-        return f"in{len(self.faxes)}"
-
-
-def wait(pred: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {limit:g} s waiting for {what}")
 
 
 def rows_of(data: bytes, tmp: Path, name: str) -> list[bytes]:
