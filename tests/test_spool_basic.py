@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -283,3 +284,20 @@ def test_wall_clock_skew_never_strands_a_job(tmp_path: Path) -> None:
     assert slow.recover(2) == []
     again = slow.claim(2, "m0")
     assert again is not None and again.id == job_id, "the retry is not left waiting for the skew"
+
+
+def test_claim_skips_a_job_another_transition_holds(spool: DirectorySpool, doc: Path) -> None:
+    """A claimer never queues behind another transition's job lock: it takes the next due job at once, and
+    the held job is claimed once its holder is done."""
+    first = spool.submit(doc, "5550001")
+    second = spool.submit(doc, "5550002")
+    held = os.open(spool.root / "jobs" / first, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a concurrent claim (or a cancel) of ``first`` would
+        job = spool.claim(1, "m0")
+        assert job is not None and job.id == second
+        assert spool.claim(1, "m1") is None  # ``first`` is busy, nothing else is due: no wait, no error
+    finally:
+        os.close(held)
+    job = spool.claim(1, "m1")
+    assert job is not None and job.id == first

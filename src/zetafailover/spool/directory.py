@@ -211,16 +211,21 @@ class DirectorySpool:
             yield current
 
     @contextlib.contextmanager
-    def _locked(self, kind: str, item_id: str) -> Iterator[int]:
-        """Open ``<kind>/<id>`` without following symlinks and hold its exclusive flock; yields the dir fd."""
+    def _locked(self, kind: str, item_id: str, *, wait: bool = True) -> Iterator[int]:
+        """Open ``<kind>/<id>`` without following symlinks and hold its exclusive flock; yields the dir fd.
+
+        With ``wait=False`` raises :class:`BlockingIOError` at once if another transition holds the flock.
+        """
         with self._open_item(kind, item_id) as fd:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released when _open_item closes the descriptor
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the close
             yield fd
 
     @contextlib.contextmanager
-    def _log(self, kind: str, item_id: str) -> Iterator[tuple[rec.RecordLog | None, dict[str, Any] | None, int]]:
+    def _log(
+        self, kind: str, item_id: str, *, wait: bool = True
+    ) -> Iterator[tuple[rec.RecordLog | None, dict[str, Any] | None, int]]:
         """Hold ``<kind>/<id>``'s flock and open its log for appending; yields (log, latest body, dir fd)."""
-        with self._locked(kind, item_id) as fd, rec.RecordLog.open(fd, writable=True) as log:
+        with self._locked(kind, item_id, wait=wait) as fd, rec.RecordLog.open(fd, writable=True) as log:
             yield log, (log.latest() if log is not None else None), fd
 
     # ------------------------------------------------------------------------------------------------ term
@@ -331,7 +336,9 @@ class DirectorySpool:
 
     def _try_claim(self, job_id: str, marker: str, q_fd: int, *, term: int, device: str, now: float) -> Job | None:
         try:
-            with self._log(_JOBS, job_id) as (log, body, _fd):
+            # Never wait for a job another transition holds: a concurrent claimer is taking it (or it is in
+            # flight, or being cancelled); if it is still due afterwards, a later claim finds it.
+            with self._log(_JOBS, job_id, wait=False) as (log, body, _fd):
                 state = body.get("state") if body is not None else None
                 if state in TERMINAL:
                     rec.remove_entry(q_fd, marker)  # stale index entry (sent, failed, cancelled)
@@ -364,6 +371,8 @@ class DirectorySpool:
                 log.append(new)
                 rec.remove_entry(q_fd, marker)
                 return self._job(new)
+        except BlockingIOError:
+            return None
         except ValidationError:  # the job folder vanished or was replaced by a symlink: drop the index entry
             rec.remove_entry(q_fd, marker)
             return None

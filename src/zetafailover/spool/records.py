@@ -412,12 +412,20 @@ class InflightTable:
                     free = off
             if free is not None:
                 _pwrite_all(fd, self._encode(job_id), free)
-                os.fdatasync(fd)
             else:
                 size = len(data) - len(data) % _SLOT
                 grown = _SLOT * _SLOTS_PER_GROWTH * max(1, size // BLOCK)
                 _pwrite_all(fd, self._encode(job_id) + bytes(grown - _SLOT), size)
-                os.fsync(fd)
+            # The slot is in the page cache, where every later reader and writer of the table sees it, so the
+            # sync need not hold the flock: concurrent claims overlap their syncs instead of queueing for them.
+            sync_fd = os.dup(fd)
+        try:
+            if free is None:
+                os.fsync(sync_fd)  # the table grew: its size changed
+            else:
+                os.fdatasync(sync_fd)
+        finally:
+            os.close(sync_fd)
 
     def remove(self, job_id: str) -> None:
         """Clear every slot naming ``job_id`` (not synced; see the class docstring)."""
