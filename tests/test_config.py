@@ -123,3 +123,26 @@ def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("zetafailover: error: ") and "cluster.profile" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_status_loads_plugin_modules_for_the_store(tmp_path: Path) -> None:
+    """A store scheme that only a ``[plugins] modules`` module provides opens in ``status`` as in ``run``."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = tmp_path / "node.toml"
+    path.write_text(
+        "[cluster]\nname = \"c\"\n"
+        f"store = \"faulty+file://{shared}?control={tmp_path / 'faults.json'}\"\nprofile = \"fast\"\n\n"
+        "[node]\nname = \"fax1\"\npriority = 100\n\n"
+        f"[spool]\npath = \"{shared / 'spool'}\"\n\n"
+        "[plugins]\nmodules = [\"zetafailover.testing.fault_plugin\"]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "zetafailover", "status", "--json", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -53,9 +53,15 @@ class Assembly:
 def open_store(
     config: NodeConfig, clock: Clock | None = None, pm: pluggy.PluginManager | None = None
 ) -> HeartbeatStore:
-    """The heartbeat store named by ``config`` (for the CLI's read-only commands and for :func:`build_node`)."""
+    """The heartbeat store named by ``config`` (for the CLI's read-only commands and for :func:`build_node`).
+
+    Loads the config's ``[plugins] modules`` first (once each), so a store scheme that only such a module
+    provides opens here just as it does in ``zetafailover run``. Raises :class:`ConfigError` for an unknown
+    scheme or a store without an atomic compare-and-swap.
+    """
     clock = clock or SystemClock()
     pm = pm or get_plugin_manager()
+    register_modules(pm, config.plugin_modules, config.source)
     store = make_store(pm, config.store_url, config.cluster, config.timing, clock, source=config.source)
     if Characteristic.ATOMIC_CAS not in store.characteristics:
         raise ConfigError(
