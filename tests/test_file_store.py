@@ -35,7 +35,7 @@ from zetafailover.errors import (
     ValidationError,
 )
 from zetafailover.interfaces import DeviceStatus, HeartbeatRecord, NodeState, ProcessIdentity, SwitchoverRequest
-from zetafailover.stores import FileHeartbeatStore, open_store
+from zetafailover.stores import FileHeartbeatStore, open_store_url
 from zetafailover.stores._codec import (
     decode_heartbeat,
     decode_member,
@@ -468,7 +468,7 @@ def test_from_url(tmp_path: Path) -> None:
         with pytest.raises(ValidationError):
             FileHeartbeatStore.from_url(bad, "c")
     with pytest.raises(ValidationError, match="unknown scheme"):
-        open_store("ftp://x", "c")
+        open_store_url("ftp://x", "c")
 
 
 def test_bad_constructor_arguments(tmp_path: Path) -> None:
@@ -491,7 +491,7 @@ def test_lock_timeout_is_accepted_but_nothing_is_locked(tmp_path: Path) -> None:
     s = FileHeartbeatStore(tmp_path, "c", lock_timeout=0.2)
     assert s.lock_timeout == 0.2
     s.renew(s.acquire(0, heartbeat("a", 1)))
-    u = open_store(tmp_path.as_uri(), "c", lock_timeout=5)
+    u = open_store_url(tmp_path.as_uri(), "c", lock_timeout=5)
     u.acquire(1, heartbeat("b", 2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heartbeat.json", "terms"]
 

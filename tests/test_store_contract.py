@@ -10,7 +10,7 @@ import pytest
 from zetafailover.clock import FakeClock
 from zetafailover.errors import CorruptRecordError, ValidationError
 from zetafailover.interfaces import HeartbeatStore
-from zetafailover.stores import FileHeartbeatStore, MemoryBackend, MemoryHeartbeatStore, memory_backend, open_store
+from zetafailover.stores import FileHeartbeatStore, MemoryBackend, MemoryHeartbeatStore, memory_backend, open_store_url
 from zetafailover.testing.faulty_store import FaultyStore
 from zetafailover.testing.store_contract import HeartbeatStoreContract, StoreFactory, heartbeat
 
@@ -34,7 +34,7 @@ class TestMemoryStoreByUrl(HeartbeatStoreContract):
         url = f"memory://contract-{uuid.uuid4().hex}"
 
         def make(cluster: str = "c") -> HeartbeatStore:
-            return open_store(url, cluster)
+            return open_store_url(url, cluster)
 
         return make
 
@@ -54,7 +54,7 @@ class TestFileStoreByUrl(HeartbeatStoreContract):
         url = (tmp_path / "by url").as_uri()  # file:///…/by%20url
 
         def make(cluster: str = "c") -> HeartbeatStore:
-            return open_store(url, cluster, lock_timeout=LOCK_TIMEOUT)
+            return open_store_url(url, cluster, lock_timeout=LOCK_TIMEOUT)
 
         return make
 
@@ -116,8 +116,8 @@ def test_memory_backend_refuses_to_take_over_a_foreign_record() -> None:
 def test_memory_urls_share_a_named_backend() -> None:
     name = f"shared-{uuid.uuid4().hex}"
     assert memory_backend(name) is memory_backend(name)
-    open_store(f"memory://{name}", "c").acquire(0, heartbeat("a", 1))
+    open_store_url(f"memory://{name}", "c").acquire(0, heartbeat("a", 1))
     assert MemoryHeartbeatStore("c", memory_backend(name)).read().record == heartbeat("a", 1)
     for bad in ("memory://", "memory://x/y", "memory://bad name"):
         with pytest.raises(ValidationError):
-            open_store(bad, "c")
+            open_store_url(bad, "c")

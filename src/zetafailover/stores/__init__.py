@@ -14,11 +14,14 @@ from zetafailover.interfaces import Clock, HeartbeatStore
 from zetafailover.stores.file import FileHeartbeatStore
 from zetafailover.stores.memory import MemoryBackend, MemoryHeartbeatStore, memory_backend
 
-__all__ = ["FileHeartbeatStore", "MemoryBackend", "MemoryHeartbeatStore", "memory_backend", "open_store"]
+__all__ = ["FileHeartbeatStore", "MemoryBackend", "MemoryHeartbeatStore", "memory_backend", "open_store_url"]
 
 
-def open_store(url: str, cluster: str, *, lock_timeout: float = 2.0, clock: Clock | None = None) -> HeartbeatStore:
+def open_store_url(url: str, cluster: str, *, lock_timeout: float = 2.0, clock: Clock | None = None) -> HeartbeatStore:
     """Open the store named by ``url`` for ``cluster``: ``file:///abs/path`` or ``memory://name``.
+
+    Only the two stores built into this module; a node's store (any scheme a plugin provides, etcd included)
+    is opened from its config by :func:`zetafailover.open_store`.
 
     Raises :class:`~zetafailover.errors.ValidationError` for an unknown scheme or a malformed URL, and
     :class:`~zetafailover.errors.StoreUnavailableError` when a store folder cannot be created. Timing: the
