@@ -61,7 +61,6 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def benchmarks(session: nox.Session) -> None:
-    """Takeover time on the lab and fast profiles (prints JSON; see docs/benchmarks.md)."""
+    """Every benchmark, into docs/benchmarks/report.json and results.md (``-- --quick``, ``-- --only NAME``)."""
     session.install("-e", ".")
-    session.run("python", "benchmarks/takeover.py", "--profile", "lab", "--trials", "20", "--json")
-    session.run("python", "benchmarks/takeover.py", "--profile", "fast", "--trials", "10", "--json")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
