@@ -54,7 +54,7 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The Quick start demo: two real nodes, a SIGKILL, a takeover and a switchover back."""
+    """The Quick start demo (``-- --scenario NAME``, ``-- --list``): the failover story on the simulated world."""
     session.install(".")
     session.run("zetafailover", "demo", *session.posargs)
 
