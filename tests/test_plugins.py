@@ -101,7 +101,7 @@ class AcmePlugin:
 
 def test_every_hook_is_prefixed_documented_and_provider_hooks_are_firstresult(pm: PluginManager) -> None:
     specs = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("zetafailover")]
-    assert len(specs) == 18  # 4 provider, 4 listing, 1 validation, 9 notification hooks
+    assert len(specs) == 19  # 5 provider, 4 listing, 1 validation, 9 notification hooks
     for name in specs:
         caller = getattr(pm.hook, name)
         assert caller.spec is not None, name

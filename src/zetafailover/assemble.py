@@ -25,12 +25,12 @@ from zetafailover.plugins import (
     get_plugin_manager,
     make_device,
     make_line_switch,
+    make_spool,
     make_store,
     make_terminator,
     register_modules,
     validate_config,
 )
-from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.workload import SpoolWorkload, spool_dir_of
 
 __all__ = ["Assembly", "build_node", "open_store"]
@@ -96,7 +96,7 @@ def build_node(
     events = EventLog(config.node, clock, config.state_dir / "events.jsonl")
     notifier = PluginNotifier(pm, config.timing.hook_timeout)
     if work is None and spool_dir_of(config) is not None:
-        work = open_workload(config, devices, clock, notifier)
+        work = open_workload(config, devices, clock, notifier, pm=pm, events=events)
     node = FailoverNode(
         name=config.node,
         cluster=config.cluster,
@@ -123,14 +123,32 @@ def build_node(
 
 
 def open_workload(
-    config: NodeConfig, devices: Sequence[FaxDevice], clock: Clock, notifier: PluginNotifier | None = None
+    config: NodeConfig,
+    devices: Sequence[FaxDevice],
+    clock: Clock,
+    notifier: PluginNotifier | None = None,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    events: EventLog | None = None,
 ) -> SpoolWorkload:
-    """The node's fax queue: the shared spool, dispatched onto this node's devices."""
+    """The node's fax queue: the shared spool, dispatched onto this node's devices.
+
+    The spool comes from :func:`~zetafailover.plugins.make_spool` (a plugin's ``zetafailover_make_spool``, else a
+    plain :class:`~zetafailover.spool.directory.DirectorySpool`). With ``events``, the dispatcher reports spool
+    faults and worker deaths in the node's event log.
+    """
     folder = spool_dir_of(config)
     if folder is None:
         raise ConfigError(config.source, "spool.path", "missing: the store is not a shared folder, so name the spool")
-    spool = DirectorySpool(folder, node=config.node, clock=clock)
-    return SpoolWorkload(spool, devices, config.node, clock, notify=notifier.notify if notifier else None)
+    spool = make_spool(pm or get_plugin_manager(), config, folder, clock)
+    return SpoolWorkload(
+        spool,
+        devices,
+        config.node,
+        clock,
+        notify=notifier.notify if notifier else None,
+        on_event=events.emit if events is not None else None,
+    )
 
 
 def _make_private_dir(path: Path, source: str) -> None:

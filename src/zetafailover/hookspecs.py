@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from zetafailover.config import NodeConfig, SectionConfig
     from zetafailover.core.timing import Timing
     from zetafailover.interfaces import (
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         ProcessTerminator,
         Transition,
     )
+    from zetafailover.spool.directory import DirectorySpool
 
 __all__ = ["NOTIFICATION_EVENTS", "PROJECT", "hookspec"]
 
@@ -146,6 +149,24 @@ def zetafailover_make_terminator(section: SectionConfig, timing: Timing, clock: 
     :param timing: the cluster's timing (``fence_timeout`` bounds a terminate call).
     :param clock: the clock to read all time from.
     :returns: a :class:`~zetafailover.interfaces.ProcessTerminator`, or ``None`` for a kind that is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def zetafailover_make_spool(config: NodeConfig, folder: Path, clock: Clock) -> DirectorySpool | None:
+    """Open the node's spool on ``folder``, or return ``None`` to leave it to the next plugin or the core.
+
+    ``firstresult``. Called once at start-up, on every node that has a spool, after the store is open. When every
+    implementation returns ``None`` (the usual case: no plugin implements it) the core opens a plain
+    :class:`~zetafailover.spool.directory.DirectorySpool`. A plugin returns a ``DirectorySpool`` (or a subclass of
+    it: one that audits, or one that injects faults for tests, as ``zetafailover.testing.fault_plugin`` does); it
+    must keep every durability and term-fencing promise of the class, because the failover guarantees rest on
+    them. Anything else is refused with a :class:`~zetafailover.errors.ConfigError` naming ``spool.path``.
+
+    :param config: the node's validated settings (``config.node`` is the name to open the spool as).
+    :param folder: the spool folder (``[spool] path``, or ``spool/`` inside a shared-folder store).
+    :param clock: the clock to read all time from.
+    :returns: a :class:`~zetafailover.spool.directory.DirectorySpool`, or ``None``.
     """
 
 

@@ -49,9 +49,12 @@ from zetafailover.errors import ConfigError, PluginError
 from zetafailover.interfaces import FaxDevice, HeartbeatStore, LineSwitch, ProcessTerminator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from zetafailover.config import NodeConfig, SectionConfig
     from zetafailover.core.timing import Timing
     from zetafailover.interfaces import Clock
+    from zetafailover.spool.directory import DirectorySpool
 
 __all__ = [
     "BUILTIN_PLUGIN_NAME",
@@ -64,6 +67,7 @@ __all__ = [
     "list_plugins",
     "make_device",
     "make_line_switch",
+    "make_spool",
     "make_store",
     "make_terminator",
     "register_cli",
@@ -247,6 +251,35 @@ def make_terminator(
         key="kind",
     )
     return terminator
+
+
+def make_spool(pm: pluggy.PluginManager, config: NodeConfig, folder: Path, clock: Clock) -> DirectorySpool:
+    """Open the node's spool on ``folder``: a plugin's (``zetafailover_make_spool``), else a plain DirectorySpool.
+
+    A plugin that raises, or returns something that is not a ``DirectorySpool``, becomes a
+    :class:`~zetafailover.errors.ConfigError` naming ``spool.path`` and the plugin. Timing: the plugin's factory,
+    or creating the spool's folders (a few ``mkdir`` and one ``fsync`` on a new spool).
+    """
+    from zetafailover.spool.directory import DirectorySpool  # noqa: PLC0415 - the spool is not needed to load plugins
+
+    caller = pm.hook.zetafailover_make_spool
+    try:
+        spool = caller(config=config, folder=folder, clock=clock)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        culprit = _culprit(pm, caller.get_hookimpls(), exc)
+        raise ConfigError(config.source, "spool.path", f"{folder}: {culprit} failed: {_describe(exc)}") from exc
+    if spool is None:
+        return DirectorySpool(folder, node=config.node, clock=clock)
+    if not isinstance(spool, DirectorySpool):
+        raise ConfigError(
+            config.source,
+            "spool.path",
+            f"{folder}: the plugin factory returned a {type(spool).__module__}.{type(spool).__qualname__}, "
+            "which is not a DirectorySpool",
+        )
+    return spool
 
 
 def validate_config(pm: pluggy.PluginManager, config: NodeConfig) -> None:

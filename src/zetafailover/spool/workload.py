@@ -36,8 +36,14 @@ class SpoolWorkload:
     """The fax queue worked by the active node.
 
     Timing: ``recover`` costs in proportion to the jobs in flight (not the queue); ``start``, ``begin_drain``
-    and the properties return at once; ``stop`` waits for in-flight transmissions to return, which they do
-    promptly once the node has taken its devices off line.
+    and the properties return at once (``pending`` is a figure the dispatcher refreshes in the background, so a
+    slow or hung spool never holds up the node's heartbeat); ``stop`` waits for in-flight transmissions to
+    return, which they do promptly once the node has taken its devices off line.
+
+    Spool faults and worker deaths are the dispatcher's business (see :class:`Dispatcher` and
+    ``docs/design/0009-spool-faults-and-worker-death.md``): no job is lost or completed twice. While the spool
+    fails ``activity`` stands still and ``pending`` stays above zero when there is work (at least 1 when the queue
+    cannot even be read), which is what the standby's hung-server check (``timing.activity_timeout``) looks for.
     """
 
     def __init__(
@@ -49,10 +55,13 @@ class SpoolWorkload:
         *,
         poll_s: float = 0.5,
         notify: Notify | None = None,
+        on_event: Callable[..., object] | None = None,
     ) -> None:
         self.spool = spool
         self._notify = notify
-        self.dispatcher = Dispatcher(spool, devices, node, clock, poll_s=poll_s, on_job=self._job_done)
+        self.dispatcher = Dispatcher(
+            spool, devices, node, clock, poll_s=poll_s, on_job=self._job_done, on_event=on_event
+        )
         spool.on_received = self._fax_done
 
     @property
@@ -91,7 +100,13 @@ class SpoolWorkload:
 
     @property
     def pending(self) -> int:
-        return self.dispatcher.pending
+        """Due jobs waiting (never blocks: :attr:`Dispatcher.pending_estimate`)."""
+        return self.dispatcher.pending_estimate
+
+    @property
+    def spool_problem(self) -> str:
+        """Why the spool is failing right now ("" when it works)."""
+        return self.dispatcher.spool_problem
 
     def _fax_done(self, fax: Inbound) -> None:
         if self._notify is not None:

@@ -12,11 +12,13 @@ Register it in a node's config and point the store at it::
     modules = ["zetafailover.testing.fault_plugin"]
 
 The ``faulty+file`` scheme opens the ordinary shared-folder store and wraps it in a
-:class:`~zetafailover.testing.faulty_store.FaultyStore`. Before every store operation the wrapper reads the
-small JSON *control file* named by ``control=`` (written atomically by
-:class:`~zetafailover.testing.nemesis.Nemesis`), so faults switch on and off while the node runs::
+:class:`~zetafailover.testing.faulty_store.FaultyStore`; the ``zetafailover_make_spool`` hook opens the node's
+spool as a :class:`~zetafailover.testing.faulty_spool.ControlledSpool` reading the same control file. Before
+every store or spool operation the wrapper reads the small JSON *control file* named by ``control=`` (written
+atomically by :class:`~zetafailover.testing.nemesis.Nemesis`), so faults switch on and off while the node runs::
 
-    {"store": {"mode": "read_only"}, "wall_offset": 3600.0}
+    {"store": {"mode": "read_only"}, "spool": {"mode": "slow", "delay": 0.5}, "wall_offset": 3600.0,
+     "worker": {"kill": "a1b2"}}
 
 Store modes (each only for this node; the other node's store is untouched):
 
@@ -28,16 +30,20 @@ Store modes (each only for this node; the other node's store is untouched):
   ``store_timeout``, as it would a hung NFS server);
 * ``stale`` — ``read`` keeps returning the last record it returned (an attribute cache that serves old data).
 
+Spool modes (``spool.mode``: ``ok``, ``unreadable``, ``read_only``, ``full``, ``slow``) raise the ``OSError`` a
+real folder would raise (EACCES, EROFS, ENOSPC) or sleep, and ``worker.kill`` makes the node's next page record
+kill the dispatcher worker thread that makes it; see :mod:`zetafailover.testing.faulty_spool`. The shared
+folder failing as a whole is the same mode in ``store`` and ``spool`` (``Nemesis.folder_fault``).
+
 ``wall_offset`` (seconds) shifts this process's wall clock (``time.time``) without touching the machine's
 clock — an NTP step confined to one node. Only wall-clock stamps move (``written_at`` in records, ``ts`` in
 event and device logs, the spool's ``at`` and due times); ``time.monotonic`` is untouched, so no failover
 decision can see it (invariant 1). The offset takes effect at the node's next store operation (within one
 heartbeat interval).
 
-Limits: the faults apply to the heartbeat store only. The spool on the same shared folder is opened by the core
-(``assemble.open_workload``) and is not wrapped, so "the shared folder is unreadable" here means the heartbeat
-files only. ``zetafailover status`` / ``switchover`` do not load ``[plugins] modules``, so run them against a
-config with a plain store (the nemesis writes one).
+Limits: ``zetafailover status`` / ``switchover`` do not load ``[plugins] modules``, so run them against a config
+with a plain store (the nemesis writes one). Submitters and the tests' own spool handles open a plain
+``DirectorySpool`` and see no fault: only the node processes' view of the folder fails.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from zetafailover.clock import SystemClock
+from zetafailover.config import NodeConfig
 from zetafailover.core.timing import Timing
 from zetafailover.errors import ConfigError, StoreUnavailableError
 from zetafailover.interfaces import (
@@ -66,12 +73,14 @@ from zetafailover.interfaces import (
     SwitchoverRequest,
 )
 from zetafailover.plugins import hookimpl
+from zetafailover.testing.faulty_spool import ControlledSpool
 from zetafailover.testing.faulty_store import FaultyStore
 
 __all__ = [
     "SCHEME",
     "STORE_MODES",
     "ControlledStore",
+    "control_path_of",
     "faulty_store_url",
     "parse_control",
     "set_wall_offset",
@@ -93,6 +102,26 @@ _R = TypeVar("_R")
 def faulty_store_url(folder: Path, control: Path) -> str:
     """The ``cluster.store`` URL for the shared folder ``folder`` with faults read from ``control``."""
     return f"{SCHEME}://{folder.resolve()}?control={control.resolve()}"
+
+
+def _parse_url(url: str) -> tuple[Path, Path]:
+    """``(folder, control file)`` of a ``faulty+file`` URL; ConfigError naming ``cluster.store`` if malformed."""
+    parts = urlsplit(url)
+    folder = unquote(parts.path)
+    controls = parse_qs(parts.query).get("control", [])
+    if not folder or not os.path.isabs(folder):
+        raise ConfigError("<config>", "cluster.store", f"{url!r} names no absolute folder ({SCHEME}:///PATH?control=…)")
+    if len(controls) != 1 or not os.path.isabs(controls[0]):
+        raise ConfigError("<config>", "cluster.store", f"{url!r} needs exactly one absolute ?control=PATH")
+    return Path(folder), Path(controls[0])
+
+
+def control_path_of(store_url: str) -> Path | None:
+    """The control file named by a ``faulty+file`` store URL, or None for any other store. Never blocks."""
+    scheme, sep, _rest = store_url.partition("://")
+    if not sep or scheme != SCHEME:
+        return None
+    return _parse_url(store_url)[1]
 
 
 # ------------------------------------------------------------------------------------------ wall clock
@@ -289,14 +318,17 @@ def zetafailover_make_store(url: str, cluster: str, timing: Timing, clock: Clock
         return None
     from zetafailover.stores.file import FileHeartbeatStore  # noqa: PLC0415
 
-    parts = urlsplit(url)
-    folder = unquote(parts.path)
-    controls = parse_qs(parts.query).get("control", [])
-    if not folder or not os.path.isabs(folder):
-        raise ConfigError("<config>", "cluster.store", f"{url!r} names no absolute folder ({SCHEME}:///PATH?control=…)")
-    if len(controls) != 1 or not os.path.isabs(controls[0]):
-        raise ConfigError("<config>", "cluster.store", f"{url!r} needs exactly one absolute ?control=PATH")
-    inner = FileHeartbeatStore(Path(folder), cluster, lock_timeout=timing.store_timeout, clock=clock)
-    store = ControlledStore(inner, Path(controls[0]))
+    folder, control = _parse_url(url)
+    inner = FileHeartbeatStore(folder, cluster, lock_timeout=timing.store_timeout, clock=clock)
+    store = ControlledStore(inner, control)
     store.refresh()
     return store
+
+
+@hookimpl
+def zetafailover_make_spool(config: NodeConfig, folder: Path, clock: Clock) -> ControlledSpool | None:
+    """The node's spool as a :class:`ControlledSpool` on the store's control file (``faulty+file`` stores only)."""
+    control = control_path_of(config.store_url)
+    if control is None:
+        return None
+    return ControlledSpool(folder, node=config.node, control=control, clock=clock)

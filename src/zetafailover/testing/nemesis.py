@@ -10,13 +10,17 @@ It works on a :class:`~zetafailover.testing.processes.NodeProcesses` set::
     nemesis.pause("fax2", 1.0)              # SIGSTOP, 1 s, SIGCONT
     nemesis.restart("fax1")                 # a fresh process from the same config
     nemesis.store_fault("read_only", node="fax2")
+    nemesis.spool_fault("unreadable", node="fax1")   # fax1's view of the spool folder: EACCES
+    nemesis.folder_fault("full")            # the whole shared folder (store and spool) full, for both nodes
+    nemesis.kill_worker("fax1")             # fax1's fax worker dies mid-job; the node lives
     nemesis.step_wall("fax2", -3600)        # fax2's wall clock one hour back; the machine's is untouched
     nemesis.switchover(to="fax1")           # a planned switchover, as ``zetafailover switchover`` does it
     nemesis.history                         # every action with its monotonic time, for the audits
 
-Signals, restarts and switchovers work on any ``NodeProcesses``. Store faults and wall-clock steps need nodes
-that load their store through :mod:`zetafailover.testing.fault_plugin`; :class:`FaultableNodes` writes such
-configs (a ``faulty+file`` store, the spool named explicitly, the plugin module registered).
+Signals, restarts and switchovers work on any ``NodeProcesses``. Store, spool and folder faults, worker kills
+and wall-clock steps need nodes that load their store and spool through :mod:`zetafailover.testing.fault_plugin`;
+:class:`FaultableNodes` writes such configs (a ``faulty+file`` store, the spool named explicitly, the plugin
+module registered).
 
 The monotonic times are ``time.monotonic()`` of the test process, which on Linux is the clock every node's
 event log and device log carry, so audits can relate each fault to what followed.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import signal
 import threading
 import time
@@ -41,6 +46,7 @@ from zetafailover.clock import SystemClock
 from zetafailover.config import load_config
 from zetafailover.errors import ConfigError, ZetafailoverError
 from zetafailover.testing.fault_plugin import SCHEME, STORE_MODES, faulty_store_url
+from zetafailover.testing.faulty_spool import SPOOL_MODES
 from zetafailover.testing.processes import NodeProcesses, write_node_config
 
 __all__ = ["FaultableNodes", "Nemesis", "NemesisAction"]
@@ -59,7 +65,7 @@ class NemesisAction:
     mono: float
     action: str
     """``start``, ``kill``, ``pause``, ``resume``, ``restart``, ``switchover``, ``store_fault``, ``heal_store``,
-    ``wall_step``."""
+    ``spool_fault``, ``heal_spool``, ``folder_fault``, ``heal_folder``, ``kill_worker``, ``wall_step``."""
     node: str
     """The node it was done to ("" for a cluster-wide action such as a switchover)."""
     ended: float
@@ -71,8 +77,9 @@ class FaultableNodes(NodeProcesses):
 
     Each node's config gets ``store = "faulty+file://FOLDER/shared?control=FOLDER/NAME.faults.json"``, a
     ``[spool] path`` on the shared folder (a ``faulty+file`` store is not a plain folder, so the spool must be
-    named) and ``[plugins] modules = ["zetafailover.testing.fault_plugin"]``. Without a control file the nodes
-    behave exactly as with a plain shared folder. Do not pass ``[spool]`` or ``[plugins]`` in ``extra``.
+    named) and ``[plugins] modules = ["zetafailover.testing.fault_plugin"]``; the plugin opens both the store and
+    the spool through the control file. Without a control file the nodes behave exactly as with a plain shared
+    folder. Do not pass ``[spool]`` or ``[plugins]`` in ``extra``.
     """
 
     def control_path(self, name: str) -> Path:
@@ -106,7 +113,9 @@ class Nemesis:
     Timing: every method returns once its fault is in force (a signal sent, a control file replaced), except
     :meth:`pause` with ``seconds`` (blocks that long), :meth:`restart` (waits for the old process to die)
     and :meth:`switchover` (blocks until the switchover is done or refused, bounded by ``wait``). A store fault
-    or a wall-clock step reaches the node at its next store call (within one heartbeat interval).
+    or a wall-clock step reaches the node at its next store call (within one heartbeat interval); a spool fault
+    at its next spool call (a working active calls it at least every ``poll_s``, 0.5 s); a worker kill at the
+    node's next page record.
     Atomicity: the control file is replaced atomically (the node reads the old or the new faults, never a mix).
     Thread-safe: :attr:`history` is appended under a lock, so a switchover may race a fault on another thread.
     """
@@ -259,8 +268,8 @@ class Nemesis:
         names = [node] if node else sorted(self.nodes.procs)
         if not isinstance(self.nodes, FaultableNodes):
             raise TypeError(
-                "store faults and wall-clock steps need FaultableNodes (nodes that load the fault plugin), "
-                f"not {type(self.nodes).__name__}"
+                "store, spool and folder faults, worker kills and wall-clock steps need FaultableNodes (nodes that "
+                f"load the fault plugin), not {type(self.nodes).__name__}"
             )
         if not names:
             raise ValueError("no node to inject a fault into: start the nodes first or name one")
@@ -273,28 +282,83 @@ class Nemesis:
         return time.monotonic()
 
     def store_fault(self, mode: str, node: str | None = None, *, delay: float = 0.0) -> list[NemesisAction]:
-        """Make the shared folder ``mode`` for ``node`` (``None``: every node started so far).
+        """Make the heartbeat store ``mode`` for ``node`` (``None``: every node started so far); the spool is untouched.
 
         Modes: ``unreadable``, ``read_only``, ``full``, ``slow`` (with ``delay`` seconds per operation),
-        ``stale`` (reads return an old record), ``ok`` (same as :meth:`heal_store`). Only the heartbeat store is
-        affected, not the spool (see :mod:`zetafailover.testing.fault_plugin`).
+        ``stale`` (reads return an old record), ``ok`` (same as :meth:`heal_store`). For the spool see
+        :meth:`spool_fault`, for both at once :meth:`folder_fault`.
         """
-        if mode not in STORE_MODES:
-            raise ValueError(f"store_fault: mode {mode!r} is not one of {', '.join(STORE_MODES)}")
-        if mode == "slow" and delay <= 0:
-            raise ValueError(f"store_fault: mode 'slow' needs delay > 0, not {delay!r}")
-        done = []
-        for name in self._targets(node):
-            with self._lock:
-                faults = self._faults.setdefault(name, {})
-                faults["store"] = {"mode": mode, "delay": float(delay)}
-                at = self._write_control(name)
-            done.append(self._record("store_fault" if mode != "ok" else "heal_store", name, at, mode=mode, delay=delay))
-        return done
+        self._check_mode("store_fault", mode, STORE_MODES, delay)
+        return self._set_faults("store_fault", "heal_store", ("store",), mode, node=node, delay=delay)
 
     def heal_store(self, node: str | None = None) -> list[NemesisAction]:
         """Clear the store faults of ``node`` (``None``: every node)."""
         return self.store_fault("ok", node)
+
+    def spool_fault(self, mode: str, node: str | None = None, *, delay: float = 0.0) -> list[NemesisAction]:
+        """Make the spool folder ``mode`` for ``node`` (``None``: every node started so far); the store is untouched.
+
+        Modes: ``unreadable`` (EACCES on every operation), ``read_only`` (EROFS on every write), ``full`` (ENOSPC
+        on every write), ``slow`` (``delay`` seconds before every operation), ``ok`` (same as :meth:`heal_spool`).
+        See :mod:`zetafailover.testing.faulty_spool` for what counts as a write, and
+        ``docs/nemesis-and-audits.md`` for what a node does under each.
+        """
+        self._check_mode("spool_fault", mode, SPOOL_MODES, delay)
+        return self._set_faults("spool_fault", "heal_spool", ("spool",), mode, node=node, delay=delay)
+
+    def heal_spool(self, node: str | None = None) -> list[NemesisAction]:
+        """Clear the spool faults of ``node`` (``None``: every node)."""
+        return self.spool_fault("ok", node)
+
+    def folder_fault(self, mode: str, node: str | None = None, *, delay: float = 0.0) -> list[NemesisAction]:
+        """The whole shared folder — heartbeat store and spool together — ``mode`` for ``node`` (``None``: all).
+
+        Modes: those common to :meth:`store_fault` and :meth:`spool_fault` (``unreadable``, ``read_only``,
+        ``full``, ``slow``, ``ok``). Both parts change in one atomic replace of the control file.
+        """
+        self._check_mode("folder_fault", mode, tuple(m for m in SPOOL_MODES if m in STORE_MODES), delay)
+        return self._set_faults("folder_fault", "heal_folder", ("store", "spool"), mode, node=node, delay=delay)
+
+    def heal_folder(self, node: str | None = None) -> list[NemesisAction]:
+        """Clear the store and spool faults of ``node`` (``None``: every node)."""
+        return self.folder_fault("ok", node)
+
+    def kill_worker(self, node: str) -> NemesisAction:
+        """Make ``node``'s fax worker die mid-job while the node process lives.
+
+        The next page that a dispatcher worker of ``node`` records raises
+        :class:`~zetafailover.testing.faulty_spool.WorkerKilled` (a ``BaseException``) in that worker thread,
+        before the page is recorded: the thread dies with its job in flight. The node's dispatcher replaces the
+        worker, which resumes the job from its first unrecorded page (event ``worker_died`` in the node's log).
+        Requests made before the node's next page record merge into one death. ``detail["token"]`` is the
+        request's token; returns once the control file is replaced.
+        """
+        (name,) = self._targets(node)
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._faults.setdefault(name, {})["worker"] = {"kill": token}
+            at = self._write_control(name)
+        return self._record("kill_worker", name, at, token=token)
+
+    @staticmethod
+    def _check_mode(what: str, mode: str, modes: tuple[str, ...], delay: float) -> None:
+        if mode not in modes:
+            raise ValueError(f"{what}: mode {mode!r} is not one of {', '.join(modes)}")
+        if mode == "slow" and delay <= 0:
+            raise ValueError(f"{what}: mode 'slow' needs delay > 0, not {delay!r}")
+
+    def _set_faults(
+        self, action: str, heal: str, parts: tuple[str, ...], mode: str, *, node: str | None, delay: float
+    ) -> list[NemesisAction]:
+        done = []
+        for name in self._targets(node):
+            with self._lock:
+                faults = self._faults.setdefault(name, {})
+                for part in parts:
+                    faults[part] = {"mode": mode, "delay": float(delay)}
+                at = self._write_control(name)
+            done.append(self._record(action if mode != "ok" else heal, name, at, mode=mode, delay=delay))
+        return done
 
     def step_wall(self, node: str, seconds: float) -> NemesisAction:
         """Step ``node``'s wall clock by ``seconds`` (cumulative; negative goes back), not the machine's.
@@ -312,7 +376,8 @@ class Nemesis:
     # ------------------------------------------------------------------------------------------- cleanup
 
     def heal(self) -> None:
-        """Resume every node this nemesis paused, clear every store fault and wall-clock offset. Idempotent."""
+        """Resume every node this nemesis paused; clear every store and spool fault, wall-clock offset and worker
+        kill not yet carried out. Idempotent."""
         for name in self.paused():
             with contextlib.suppress(KeyError):
                 self.resume(name)
