@@ -49,7 +49,6 @@ with a plain store (the nemesis writes one). Submitters and the tests' own spool
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import threading
@@ -73,6 +72,7 @@ from zetafailover.interfaces import (
     SwitchoverRequest,
 )
 from zetafailover.plugins import hookimpl
+from zetafailover.testing.control_file import ControlFile
 from zetafailover.testing.faulty_spool import ControlledSpool
 from zetafailover.testing.faulty_store import FaultyStore
 
@@ -210,7 +210,7 @@ class ControlledStore:
         self.characteristics: frozenset[Characteristic] = inner.characteristics
         self._lock = threading.Lock()
         self._applied: tuple[str, float, float] = ("ok", 0.0, 0.0)
-        self._raw: bytes | None = None
+        self._control = ControlFile(Path(control), parse_control)
 
     def __repr__(self) -> str:
         return f"ControlledStore({self.inner!r}, control={str(self.control)!r})"
@@ -222,25 +222,10 @@ class ControlledStore:
 
     def refresh(self) -> None:
         """Re-read the control file and apply it if it changed. Never raises for a bad or missing file."""
-        try:
-            raw = self.control.read_bytes()
-        except FileNotFoundError:
-            raw = b"{}"
-        except OSError as exc:
-            _log.error("cannot read the fault control file %s: %s", self.control, exc)
+        wanted = self._control.changed()
+        if wanted is None:
             return
         with self._lock:
-            if raw == self._raw:
-                return
-            self._raw = raw
-            try:
-                value = json.loads(raw or b"{}")
-                if not isinstance(value, dict):
-                    raise ValueError(f"{self.control}: must hold a JSON object, not {type(value).__name__}")
-                wanted = parse_control(value, str(self.control))
-            except ValueError as exc:
-                _log.error("ignoring the fault control file: %s", exc)
-                return
             if wanted == self._applied:
                 return
             self._apply(*wanted)

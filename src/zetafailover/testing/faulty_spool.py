@@ -35,7 +35,6 @@ request).
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import threading
@@ -49,6 +48,7 @@ from zetafailover.interfaces import Clock
 from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.jobs import HistoryEntry, Inbound, InboundState, Job, JobState, SubmitOptions
 from zetafailover.spool.tiff import DEFAULT_MAX_PAGES
+from zetafailover.testing.control_file import ControlFile
 
 __all__ = [
     "SPOOL_MODES",
@@ -123,7 +123,7 @@ class ControlledSpool(DirectorySpool):
         self.control = Path(control)
         self._faults_lock = threading.Lock()
         self._faults = SpoolFaults()
-        self._raw: bytes | None = None
+        self._control = ControlFile(self.control, parse_spool_control)
         self._kill_seen = ""
         self._depth = threading.local()
         self.killed = 0
@@ -142,25 +142,10 @@ class ControlledSpool(DirectorySpool):
 
     def refresh(self) -> None:
         """Re-read the control file and apply it if it changed. Never raises for a bad or missing file."""
-        try:
-            raw = self.control.read_bytes()
-        except FileNotFoundError:
-            raw = b"{}"
-        except OSError as exc:
-            _log.error("cannot read the fault control file %s: %s", self.control, exc)
+        wanted = self._control.changed()
+        if wanted is None:
             return
         with self._faults_lock:
-            if raw == self._raw:
-                return
-            self._raw = raw
-            try:
-                value = json.loads(raw or b"{}")
-                if not isinstance(value, dict):
-                    raise ValueError(f"{self.control}: must hold a JSON object, not {type(value).__name__}")
-                wanted = parse_spool_control(value, str(self.control))
-            except ValueError as exc:
-                _log.error("ignoring the fault control file: %s", exc)
-                return
             if wanted == self._faults:
                 return
             self._faults = wanted
