@@ -131,11 +131,11 @@ def test_cli_status_loads_plugin_modules_for_the_store(tmp_path: Path) -> None:
     shared.mkdir()
     path = tmp_path / "node.toml"
     path.write_text(
-        "[cluster]\nname = \"c\"\n"
-        f"store = \"faulty+file://{shared}?control={tmp_path / 'faults.json'}\"\nprofile = \"fast\"\n\n"
-        "[node]\nname = \"fax1\"\npriority = 100\n\n"
-        f"[spool]\npath = \"{shared / 'spool'}\"\n\n"
-        "[plugins]\nmodules = [\"zetafailover.testing.fault_plugin\"]\n"
+        '[cluster]\nname = "c"\n'
+        f'store = "faulty+file://{shared}?control={tmp_path / "faults.json"}"\nprofile = "fast"\n\n'
+        '[node]\nname = "fax1"\npriority = 100\n\n'
+        f'[spool]\npath = "{shared / "spool"}"\n\n'
+        '[plugins]\nmodules = ["zetafailover.testing.fault_plugin"]\n'
     )
     proc = subprocess.run(
         [sys.executable, "-m", "zetafailover", "status", "--json", "--config", str(path)],

@@ -355,9 +355,17 @@ class AtChannel:
         last = self.clock()
         out = bytearray()
         self._skip_lf()
+        # The LF of "CONNECT<CR><LF>" may arrive after we start reading (a real modem writes it separately):
+        # it is not data. Seen with iaxmodem: a stray 0x0A in front of a frame makes its address field wrong.
+        lf_due = self._lf_due
+        self._lf_due = False
         pending = self._buf
         self._buf = bytearray()
         while True:
+            if lf_due and pending:
+                if pending[0] == 0x0A:
+                    del pending[0]
+                lf_due = False
             i, stop = dle_decode(pending, out)
             if stop is not None:
                 self._buf = bytearray(pending[i:])

@@ -60,6 +60,14 @@ class _NoFrame(Exception):
     """No (valid) frame within the timer."""
 
 
+class _NotInCall(_NoFrame):
+    """``AT+FRH=3`` answered ``ERROR``: the modem is no longer in a call (the line dropped); waiting is pointless."""
+
+
+class _LineDropped(AtError):
+    """The modem lost the line while sending data (``NO CARRIER`` instead of ``OK``): the call is over."""
+
+
 @dataclass
 class Class1Link:
     """HDLC frames and raw data over an :class:`AtChannel` in Class 1. See the module docstring.
@@ -108,6 +116,8 @@ class Class1Link:
                 with contextlib.suppress(AtTimeout):
                     self.at.wait_result(self.timeouts.command, command="aborted AT+FRH=3")
                 raise _NoFrame(f"no frame within {timeout:g} s") from None
+            if r.result == "ERROR":
+                raise _NotInCall("AT+FRH=3 answered ERROR")
             if r.result != "CONNECT":
                 raise _NoFrame(f"AT+FRH=3 answered {r.result}")
         data = self.at.read_data(max(3.0, self.timers.t4))
@@ -127,28 +137,42 @@ class Class1Link:
             frames.append(self.receive(timeout))
         return frames
 
-    def send_data(self, rate: Rate, data: bytes) -> None:
-        """``AT+FTM=<mod>`` → CONNECT, the data DLE-escaped, ``<DLE><ETX>`` → OK."""
-        r = self.at.command(f"AT+FTM={rate.code}", self.timeouts.command)
+    def send_data(self, rate: Rate, data: bytes, *, page: bool = False) -> None:
+        """``AT+FTM=<mod>`` → CONNECT, the data DLE-escaped, ``<DLE><ETX>`` → OK (``page``: V.17 short training)."""
+        code = rate.page if page else rate.code
+        r = self.at.command(f"AT+FTM={code}", self.timeouts.command)
         if r.result != "CONNECT":
-            raise AtError(f"modem answered {r.result!r} to AT+FTM={rate.code}")
+            raise AtError(f"modem answered {r.result!r} to AT+FTM={code}")
         self.at.write_data(data)
         self.at.write_raw(bytes((DLE, ETX)))
         end = self.at.wait_result(self.timeouts.page, command="page data")
+        if end.result == "NO CARRIER":
+            raise _LineDropped(f"the line dropped during the data at {rate.bps} bit/s (NO CARRIER)")
         if end.result != "OK":
             raise AtError(f"modem answered {end.result!r} after the data at {rate.bps} bit/s")
 
-    def receive_data(self, rate: Rate, timeout: float) -> bytes:
-        """``AT+FRM=<mod>`` → CONNECT (within ``timeout``), data up to ``<DLE><ETX>``, then NO CARRIER/OK."""
-        try:
-            r = self.at.command(f"AT+FRM={rate.code}", timeout)
-        except AtTimeout:
-            self.at.write_raw(bytes((CAN,)))
-            with contextlib.suppress(AtTimeout):
-                self.at.wait_result(self.timeouts.command, command=f"aborted AT+FRM={rate.code}")
-            raise _NoFrame(f"no carrier at {rate.bps} bit/s within {timeout:g} s") from None
+    def receive_data(self, rate: Rate, timeout: float, *, page: bool = False) -> bytes:
+        """``AT+FRM=<mod>`` → CONNECT (within ``timeout``), data up to ``<DLE><ETX>``, then NO CARRIER/OK.
+
+        ``page``: page data after CFR — V.17 short training first; a modem that hears the other training answers
+        ``+FCERROR`` at once, and the command is repeated with the long-training code (T.31 §8.3.4).
+        """
+        codes = [rate.page, rate.code] if page and rate.page != rate.code else [rate.code]
+        deadline = time.monotonic() + timeout
+        r = None
+        for code in codes:
+            try:
+                r = self.at.command(f"AT+FRM={code}", max(0.5, deadline - time.monotonic()))
+            except AtTimeout:
+                self.at.write_raw(bytes((CAN,)))
+                with contextlib.suppress(AtTimeout):
+                    self.at.wait_result(self.timeouts.command, command=f"aborted AT+FRM={code}")
+                raise _NoFrame(f"no carrier at {rate.bps} bit/s within {timeout:g} s") from None
+            if r.result not in ("+FCERROR", "FCERROR"):
+                break
+        assert r is not None
         if r.result != "CONNECT":
-            raise _NoFrame(f"AT+FRM={rate.code} answered {r.result}")
+            raise _NoFrame(f"{r.command} answered {r.result}")
         data = self.at.read_data(self.timeouts.page)
         with contextlib.suppress(AtTimeout):
             self.at.wait_result(self.timeouts.command, command="end of data")
@@ -239,7 +263,7 @@ def send_fax(
             flow(True)
             try:
                 link.silence()  # the modem stops V.21 (or the last page) before high-speed data
-                link.send_data(rate, page.data)
+                link.send_data(rate, page.data, page=True)
             finally:
                 flow(False)
             link.silence()
@@ -267,6 +291,9 @@ def send_fax(
             link.send_frames([Frame(t30.DCN, x=True)])
         _hang_up(at, timeouts)
         return SessionResult(True, confirmed, "sent", True, 0)
+    except _LineDropped as exc:  # the job resumes at the first page the receiver did not confirm
+        _hang_up(at, timeouts)
+        return SessionResult(False, confirmed, f"{exc}; {confirmed} page(s) confirmed", True, 40)
     except AtTimeout as exc:
         _hang_up(at, timeouts)
         return SessionResult(False, confirmed, f"the modem stopped answering: {exc}")
@@ -371,7 +398,7 @@ def receive_fax(
             if not allowed():
                 return _give_up(link, stored, 100, True, "device went off line during the call")
             try:
-                data = link.receive_data(rate, tm.t2)
+                data = link.receive_data(rate, tm.t2, page=True)
             except _NoFrame:
                 return _give_up(link, stored, 73, True)
             ppm = _wait_post_page(link)
@@ -425,6 +452,8 @@ def _wait_post_page(link: Class1Link) -> Frame | None:
     while time.monotonic() < deadline:
         try:
             frame = link.receive_final(max(0.5, deadline - time.monotonic()))[-1]
+        except _NotInCall:
+            return None
         except _NoFrame:
             continue
         if frame.fcf in (t30.MPS, t30.EOP, t30.EOM, t30.DCS):

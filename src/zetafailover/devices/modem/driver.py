@@ -222,8 +222,11 @@ class ModemDevice:
             self._session = True
             self._log("dial", term, job=fax.job_id, number=number, first_page=first)
 
+            done = [first]  # pages confirmed so far (reported even when the modem fails mid-call)
+
             def confirmed(index: int) -> None:
                 on_page(index)
+                done[0] = index + 1
                 self._log("page", term, job=fax.job_id, page=index)
 
             try:
@@ -255,7 +258,7 @@ class ModemDevice:
             except (AtError, OSError) as exc:
                 self._log("modem_error", term, job=fax.job_id, error=str(exc))
                 self._recover_locked()
-                return SendOutcome(False, first, f"modem error: {exc}", retryable=True)
+                return SendOutcome(False, done[0], f"modem error: {exc}", retryable=True)
             self._log("sent" if result.ok else "send_failed", term, job=fax.job_id, pages=result.pages,
                       reason=result.reason)  # fmt: skip
             self._hang_up_quietly()

@@ -20,7 +20,16 @@ from zetafailover.interfaces import OutboundFax
 from zetafailover.spool import t4
 from zetafailover.spool.tiff import MAX_DOCUMENT_BYTES, page_strip, validate_tiff_bytes, write_tiff
 
-__all__ = ["REVERSE", "RTC_LSB", "LinePage", "decode_line_page", "line_pages", "load_fax_pages", "page_tiff"]
+__all__ = [
+    "REVERSE",
+    "RTC_LSB",
+    "LinePage",
+    "decode_line_page",
+    "line_pages",
+    "load_fax_pages",
+    "page_tiff",
+    "sync_to_first_eol",
+]
 
 REVERSE = bytes(int(format(b, "08b")[::-1], 2) for b in range(256))
 """Bit reversal of every byte value (MSB-first ↔ LSB-first)."""
@@ -69,9 +78,34 @@ def load_fax_pages(fax: OutboundFax) -> list[LinePage]:
     return pages
 
 
+_EOL_BITS = "0" * 11 + "1"
+
+
+def sync_to_first_eol(data: bytes) -> bytes:
+    """``data`` (LSB first) from its first EOL on, bit-exact, still LSB first.
+
+    A real modem's receiver delivers whatever it demodulated before the page began — ones while the carrier
+    trains (iaxmodem/spandsp: ~1,500 bytes of 0xFF at V.17), sometimes a few stray bits — and T.4 says a page
+    starts at its first EOL. The bits before it are dropped (the rest is shifted, so nothing after it changes);
+    data without an EOL is returned unchanged.
+    """
+    head = data[:8192].translate(REVERSE)
+    bits = "".join(format(b, "08b") for b in head)
+    at = bits.find(_EOL_BITS)
+    if at <= 0:
+        return data
+    if at % 8 == 0:
+        return data[at // 8 :]
+    rest = bits[at:] + "".join(format(b, "08b") for b in data[len(head) :].translate(REVERSE))
+    rest += "0" * (-len(rest) % 8)
+    return int(rest, 2).to_bytes(len(rest) // 8, "big").translate(REVERSE)
+
+
 def decode_line_page(data: bytes, width: int = 1728) -> list[bytes]:
-    """Rows (packed, 1 = black) of MH data received LSB first; stops at RTC. Rows after a coding error are lost
-    and :class:`~zetafailover.spool.t4.T4DecodeError` is raised only when not one row could be decoded."""
+    """Rows (packed, 1 = black) of MH data received LSB first; starts at the first EOL (:func:`sync_to_first_eol`)
+    and stops at RTC. Rows after a coding error are lost and :class:`~zetafailover.spool.t4.T4DecodeError` is
+    raised only when not one row could be decoded."""
+    data = sync_to_first_eol(data)
     try:
         return t4.decode_page(data, width, fill_order=2)
     except t4.T4DecodeError as exc:

@@ -205,17 +205,28 @@ def parse_ident(fif: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """A signalling rate: bit/s, the +FTM/+FRM modulation code, the family and the DCS rate field."""
+    """A signalling rate: bit/s, the +FTM/+FRM modulation code, the family and the DCS rate field.
+
+    ``code`` is the modulation for TCF (V.17: long training, e.g. 145); ``page`` the one for page data after the
+    CFR (V.17: short training, e.g. 146 — what efax, HylaFAX and spandsp expect; a V.17 receiver set for short
+    training loses the start of a page sent with long training). For V.29/V.27ter both are the same.
+    """
 
     bps: int
     code: int
     family: str
     dcs: int
+    page_code: int = 0
+
+    @property
+    def page(self) -> int:
+        """The ``+FTM``/``+FRM`` code for page data (short training for V.17)."""
+        return self.page_code or self.code
 
 
 RATES = (
-    Rate(14400, 145, "v17", 0x1),
-    Rate(12000, 121, "v17", 0x5),
+    Rate(14400, 145, "v17", 0x1, 146),
+    Rate(12000, 121, "v17", 0x5, 122),
     Rate(9600, 96, "v29", 0x8),
     Rate(7200, 72, "v29", 0xC),
     Rate(4800, 48, "v27", 0x4),

@@ -54,7 +54,7 @@ from zetafailover.spool import t4
 from zetafailover.spool.tiff import page_strip, validate_tiff_bytes, write_tiff
 from zetafailover.testing.exchange.client import CallCleared, CallLeg, EndpointHandle, ExchangeClient
 
-__all__ = ["ModemProfile", "SimulatedModem"]
+__all__ = ["Class1Faults", "ModemProfile", "SimulatedModem"]
 
 _PAGE_STOPS = bytes([ETX, ord(","), ord(";"), ord(".")])
 """What ends page data from the host: ``<DLE><ETX>`` or ``<DLE>`` and a post-page message (Class 2.0)."""
@@ -84,6 +84,29 @@ class ModemProfile:
     model: str = "simulated fax modem"
     revision: str = "1.0"
     info3: str = "zetafailover.testing.modem"
+
+
+@dataclass(frozen=True, slots=True)
+class Class1Faults:
+    """Faults the far end of a Class 1 call injects (the simulator's T.30 gateway), for error-path tests.
+
+    Each applies afresh to every call the modem makes or answers; set :attr:`SimulatedModem.class1_faults`
+    between calls to change them.
+    """
+
+    ftt: int = 0
+    """Answer the first ``ftt`` TCFs of a call with FTT, however good they are (the line "cannot train")."""
+    rtn_page: int | None = None
+    """The page (0-based, counted in the call) that the far end answers with RTN …"""
+    rtn_times: int = 1
+    """… this many times (then MCF as usual); a large number means always."""
+    ignore: frozenset[str] = frozenset()
+    """Frame names the far end never hears ("DCS", "MPS", "EOP", "DIS"…): it does not react at all, so the
+    host's response timer (T4 for a sender, T1 for a receiver waiting for DCS) runs out."""
+    drop_in_page: int | None = None
+    """The line drops in the middle of this page (0-based, counted in the call): while the host sends it, the
+    modem reports ``NO CARRIER`` after the first bytes; while the host receives it, half the page arrives, then
+    ``<DLE><ETX>`` and ``NO CARRIER``. The exchange call is cleared either way."""
 
 
 class _Hangup(Exception):
@@ -133,6 +156,7 @@ class SimulatedModem:
         timeout: float = 5.0,
         transcript: Path | None = None,
         min_page_seconds: float = 0.0,
+        class1_faults: Class1Faults | None = None,
     ) -> None:
         self.profile = profile or ModemProfile()
         self.label = label or f"modem{next(_serial)}"
@@ -140,6 +164,12 @@ class SimulatedModem:
         self.transcript = transcript
         self.min_page_seconds = min_page_seconds
         """A page transfer takes at least this long (real modems need seconds; efax divides by the page time)."""
+        self.class1_faults = class1_faults or Class1Faults()
+        """Faults of the far end in Class 1 calls (see :class:`Class1Faults`); read at the start of each call."""
+        self.commands: list[str] = []
+        """Every command line the host sent (from ``AT`` on, as received), in order — the AT flow, for tests."""
+        self.host_frames: list[tuple[float, t30.Frame]] = []
+        """Class 1: every HDLC frame the host sent, with the monotonic time it was complete."""
         self._master, slave = os.openpty()
         tty.setraw(slave)
         self.slave_path = os.ttyname(slave)
@@ -348,6 +378,7 @@ class SimulatedModem:
         start = line.upper().find("AT")
         if start < 0:
             return
+        self.commands.append(line[start:])
         body = line[start + 2 :]
         try:
             for cmd in split_commands(body):
@@ -555,7 +586,7 @@ class SimulatedModem:
         self._tx_index, self._tx_ppm = 0, -1
         if self._st.fclass in ("1", "1.0"):
             # The far end answered: it sends CSI and DIS; ATD implies +FRH=3, so the first frame follows CONNECT.
-            self._c1 = _C1State("tx")
+            self._c1 = self._c1_state("tx")
             self._c1_queue(t30.Frame(t30.CSI, t30.ident_fif(digits[-20:]), final=False))
             self._c1_queue(t30.Frame(t30.DIS, _C1_CAPS.dis()))
             self._c1_deliver_frame()
@@ -587,7 +618,7 @@ class SimulatedModem:
         self._rx_index, self._pending_confirm, self._rx_last = 0, None, False
         if self._st.fclass in ("1", "1.0"):
             # ATA implies +FTH=3: the host sends its CSI and DIS right after CONNECT.
-            self._c1 = _C1State("rx")
+            self._c1 = self._c1_state("rx")
             self._c1.last_out = 0.0
             self._result("CONNECT")
             self._c1_transmit_frames()
@@ -792,6 +823,10 @@ class SimulatedModem:
 
     # ------------------------------------------------------------------- Class 1 (the host runs T.30)
 
+    def _c1_state(self, role: str) -> _C1State:
+        faults = self.class1_faults
+        return _C1State(role, ftt_left=faults.ftt, rtn_left=faults.rtn_times if faults.rtn_page is not None else 0)
+
     def _c1_queue(self, frame: t30.Frame) -> None:
         """Put a far-end frame on the simulated line: HDLC bits with flags, stuffing and FCS, decoded by our
         receiver into what a modem gives the host (frame + FCS)."""
@@ -844,7 +879,11 @@ class SimulatedModem:
                 self._result("ERROR")
                 return
             self._trace("!", f"host frame {frame.name}".encode())
-            self._c1_from_host(frame)
+            self.host_frames.append((time.monotonic(), frame))
+            if frame.name in self.class1_faults.ignore:
+                self._trace("!", f"fault: the far end does not hear {frame.name}".encode())
+            else:
+                self._c1_from_host(frame)
             if frame.final:
                 self._result("OK")
                 return
@@ -862,6 +901,12 @@ class SimulatedModem:
                 caps = t30.Caps.from_dcs(frame.fif)
                 st.rate, st.fine, st.expect_tcf = caps.rate, caps.fine, True
             elif fcf in (t30.MPS, t30.EOP, t30.EOM) and st.awaiting is None and leg is not None:
+                if st.rtn_left > 0 and st.index == self.class1_faults.rtn_page:
+                    st.rtn_left -= 1
+                    st.page_data = b""
+                    self._trace("!", f"fault: RTN for page {st.index}".encode())
+                    self._c1_queue(t30.Frame(t30.RTN))
+                    return
                 try:
                     rows = decode_line_page(st.page_data) if st.page_data else []
                 except t4.T4DecodeError:
@@ -939,6 +984,9 @@ class SimulatedModem:
         """``+FTM``: TCF or page data from the host."""
         st = self._c1
         self._result("CONNECT")
+        if st.role == "tx" and not st.expect_tcf and st.index == self.class1_faults.drop_in_page:
+            self._c1_drop_while_host_sends()
+            return
         data, end = self._read_page_data()
         if end != ETX:
             self._result("ERROR")
@@ -946,15 +994,31 @@ class SimulatedModem:
         if st.role == "tx" and st.expect_tcf:
             st.expect_tcf = False
             good = st.rate is not None and code == st.rate.code and t30.tcf_ok(data, st.rate)
+            if good and st.ftt_left > 0:
+                st.ftt_left -= 1
+                good = False
+                self._trace("!", b"fault: FTT for a good TCF")
             self._c1_queue(t30.Frame(t30.CFR if good else t30.FTT))
         elif st.role == "tx":
             st.page_data = data
         self._result("OK")
 
+    def _c1_drop_while_host_sends(self) -> None:
+        """Fault: the line drops after the first bytes of the host's page: clear the call, ``NO CARRIER`` at once
+        (what a modem that lost the line reports), then swallow the rest of the data up to ``<DLE><ETX>``."""
+        deadline = time.monotonic() + 5.0
+        while not self._rx and time.monotonic() < deadline:
+            self._rx += self._read(0.05)
+        self._trace("!", f"fault: the line drops in page {self._c1.index}".encode())
+        self._hangup_call(41, "line dropped")
+        self._result("NO CARRIER")
+        self._read_page_data()
+
     def _c1_give_data(self, code: int) -> None:
-        """``+FRM``: TCF or a page from the far end (wrong modulation: ``+FCERROR``)."""
+        """``+FRM``: TCF or a page from the far end (wrong modulation: ``+FCERROR``; the far end sends TCF with the
+        DCS's code and pages with :attr:`~zetafailover.devices.modem.t30.Rate.page`, V.17's short training)."""
         st = self._c1
-        if st.role != "rx" or st.rate is None or code != st.rate.code:
+        if st.role != "rx" or st.rate is None or code != (st.rate.code if st.send_tcf else st.rate.page):
             self._result("+FCERROR")
             return
         if st.send_tcf:
@@ -990,6 +1054,15 @@ class SimulatedModem:
             return
         line_data = t4.encode_page(rows, 1728, fill_order=2, rtc=True) + b"\x00\x00\x00\x00"
         self._result("CONNECT")
+        if index == self.class1_faults.drop_in_page:
+            # Fault: the line drops half-way through the page; the modem ends the data and loses the carrier.
+            self._write(line_data[: len(line_data) // 2].replace(b"\x10", b"\x10\x10"))
+            self._trace("!", f"fault: the line drops in page {index}".encode())
+            self._hangup_call(41, "line dropped")
+            self._write(bytes((DLE, ETX)))
+            st.last_out = time.monotonic()
+            self._result("NO CARRIER")
+            return
         self._write(line_data.replace(b"\x10", b"\x10\x10") + bytes((DLE, ETX)))
         st.last_out = time.monotonic()
         self._result("NO CARRIER")
@@ -1066,6 +1139,10 @@ class _C1State:
     index: int = 0
     last_out: float = 0.0
     rates: list[t30.Rate] = field(default_factory=list)
+    ftt_left: int = 0
+    """Fault: TCFs still to be answered with FTT in this call."""
+    rtn_left: int = 0
+    """Fault: RTNs still to give for :attr:`Class1Faults.rtn_page` in this call."""
 
 
 _C1_CODES = tuple(int(c) for c in _CLASS1_QUERIES["+FTM"].split(","))
