@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from zetafailover.devices.isdn import split_document
+from zetafailover.devices.modem.pages import page_tiff
 from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.jobs import HistoryEntry, Job, SubmitOptions
 from zetafailover.spool.render import text_document
+from zetafailover.spool.tiff import read_page_rows
 from zetafailover.testing import audits
 from zetafailover.testing.exchange import SendResult
 
@@ -264,6 +266,38 @@ def test_inbound_catches_a_confirmed_page_missing_from_the_spool(spool: Director
     again = SendResult("c2", "5550100", 16, True, "fax1", (0,), tuple(pages))
     found = audits.audit_inbound([replace(result, confirmed=(0, 1)), again], spool.received())
     assert len(found) == 1 and "2×" in found[0], found
+
+
+def test_inbound_matches_a_page_a_modem_re_encoded_by_its_picture(spool: DirectorySpool, tmp_path: Path) -> None:
+    """A modem delivers the picture, not the caller's file: the same rows written anew still count as stored,
+    another picture does not."""
+    pages = fax_pages("modem", 2)
+    rewritten = []
+    for i, page in enumerate(pages):
+        (tmp_path / f"p{i}.tif").write_bytes(page)
+        rewritten.append(page_tiff(read_page_rows(tmp_path / f"p{i}.tif"), True))
+    assert rewritten[0] != pages[0], "the test needs other bytes for the same picture"
+    spool.fax_received("modem0", "5550123", [rewritten[0], fax_pages("other", 1)[0]], False, 1)
+    result = SendResult("c1", "5550100", 16, True, "fax1", (0,), tuple(pages))
+    assert audits.audit_inbound([result], spool.received()) == []
+    found = audits.audit_inbound([replace(result, confirmed=(0, 1))], spool.received())
+    assert len(found) == 1 and "page 1 of call c1" in found[0] and "stored 0×" in found[0], found
+    # bytes that are no fax page are compared as bytes
+    odd = SendResult("c2", "5550100", 16, True, "fax1", (0,), (b"not a tiff",))
+    assert "page 0 of call c2" in audits.audit_inbound([odd], spool.received())[0]
+
+
+def test_inbound_closed_catches_a_reception_left_open(spool: DirectorySpool) -> None:
+    pages = fax_pages("c", 2)
+    spool.fax_received("lo0", "5550123", pages, True, 1)
+    spool.fax_received("lo0", "5550123", pages[:1], False, 1)
+    assert audits.audit_inbound_closed(spool.received()) == []
+    open_id = spool.begin_receive("lo0", "5550124", 1)
+    spool.receive_page(open_id, pages[0], 1)
+    found = audits.audit_inbound_closed(spool.received())
+    assert len(found) == 1 and open_id in found[0] and "still receiving with 1 page" in found[0], found
+    spool.finish_receive(open_id, False, 1, "call cleared")
+    assert audits.audit_inbound_closed(spool.received()) == []
 
 
 # ----------------------------------------------------------------------------------------------- takeover

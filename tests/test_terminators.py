@@ -140,15 +140,20 @@ def test_sigterm_ignored_then_sigkill_after_grace(backend: str, children: list[s
     assert 0.3 <= result.duration_s < 20
 
 
-def test_stopped_child_dies_of_sigterm(backend: str, children: list[subprocess.Popen[bytes]]) -> None:
-    child = spawn(children, SLEEPER)
+def test_stopped_child_is_killed_without_being_woken(
+    backend: str, children: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A paused old active must never run again, not even to handle SIGTERM: it gets SIGKILL while stopped."""
+    log = tmp_path / "signals"
+    child = spawn(children, BYSTANDER, str(log))
     child.send_signal(signal.SIGSTOP)
     wait_state(child.pid, {"T"})
-    # Without the SIGCONT the SIGTERM would stay pending until the grace ran out and SIGKILL came.
     result = PidTerminator(grace=20).terminate(target(ident(child)), timeout=40)
     assert result.confirmed, result.evidence
-    assert "SIGTERM → exited" in result.evidence
-    assert child.wait(timeout=10) == -signal.SIGTERM
+    assert "was stopped: SIGKILL without waking it" in result.evidence
+    assert child.wait(timeout=10) == -signal.SIGKILL
+    assert result.duration_s < 10  # no grace spent waiting for a SIGTERM it could not handle
+    assert not log.exists() or log.read_text() == ""  # no handler ran: not SIGCONT's, not SIGTERM's
 
 
 def test_stopped_child_ignoring_sigterm_is_killed(backend: str, children: list[subprocess.Popen[bytes]]) -> None:
@@ -305,7 +310,7 @@ def test_a_process_that_survives_sigkill_is_unconfirmed_within_the_timeout(
     assert not result.confirmed
     assert "SIGKILL sent but still present after" in result.evidence
     assert "not confirmed" in result.evidence
-    assert sent == ["SIGTERM", "SIGCONT", "SIGKILL"]
+    assert sent == ["SIGTERM", "SIGKILL"]
     assert 0.9 <= took < 10
     assert 0.9 <= result.duration_s < 10
     assert child.poll() is None

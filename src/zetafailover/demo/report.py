@@ -349,9 +349,7 @@ def build_report(
     # byte for byte where the pages crossed unchanged (the PRI cards); the modem driver re-encodes what it
     # receives, so its pages were compared above as decoded images (``lost_pages``)
     v["inbound"] += audits.audit_inbound([r for r in calls if r.number == pri_number], received)
-    closed = getattr(audits, "audit_inbound_closed", None)  # newer harnesses only
-    if closed is not None:
-        v["inbound_closed"] += closed(received)
+    v["inbound_closed"] += audits.audit_inbound_closed(received)
     v["takeover_time"] += audits.audit_takeover_time(
         events, [(f.victim, f.mono) for f in faults if not f.planned], bound
     )

@@ -13,8 +13,11 @@ For each recorded :class:`~zetafailover.interfaces.ProcessIdentity` of the old a
 3. Otherwise psutil (if installed) or, on Linux without psutil, ``/proc`` checked right before each
    ``os.kill``: here a small window remains between the check and the signal (see ``docs/fencing.md``).
 4. The calling process and its ancestors are never signalled.
-5. SIGTERM and SIGCONT (a stopped process must be able to die), wait up to ``grace``; SIGKILL to any
-   survivor, wait up to the rest of the timeout. A process is confirmed gone only when it is observed to
+5. A *stopped* process (SIGSTOP, a frozen VM's guest process seen from inside) gets SIGKILL at once and is
+   never woken: a SIGCONT would let it run again, and until its SIGTERM handler ran it would handle what was
+   already under way (an answer to its call, a page in its buffers) as an actor that has been deposed.
+   Any other process gets SIGTERM, is waited for up to ``grace``; SIGKILL to any survivor, wait up to the
+   rest of the timeout. A process is confirmed gone only when it is observed to
    have exited (a zombie — exited, not yet reaped — counts: it can no longer act).
 """
 
@@ -42,7 +45,7 @@ _STEP = 0.05
 _SLEEP_STEP = 0.01
 """Poll interval where there is no pidfd to wait on."""
 
-_TERM, _CONT, _KILL = "SIGTERM", "SIGCONT", "SIGKILL"
+_TERM, _KILL = "SIGTERM", "SIGKILL"
 
 _broken: set[str] = set()
 """Mechanisms found not to work here: ``pidfd`` once ``pidfd_open`` answered ENOSYS (an old kernel, a seccomp
@@ -72,7 +75,7 @@ class _Handle(Protocol):
     """A verified, live target process."""
 
     def send(self, sig: str) -> None:
-        """Deliver ``sig`` (SIGTERM, SIGCONT, SIGKILL). ProcessLookupError: gone; PermissionError: not allowed."""
+        """Deliver ``sig`` (SIGTERM, SIGKILL). ProcessLookupError: gone; PermissionError: not allowed."""
         ...
 
     def exited(self) -> bool:
@@ -91,7 +94,7 @@ class _Handle(Protocol):
 
 
 def _signum(sig: str) -> int:
-    return int({_TERM: signal.SIGTERM, _CONT: signal.SIGCONT, _KILL: signal.SIGKILL}[sig])
+    return int({_TERM: signal.SIGTERM, _KILL: signal.SIGKILL}[sig])
 
 
 class _PidfdHandle:
@@ -174,7 +177,7 @@ class _PsutilHandle:
                     self._proc.terminate()
                 elif sig == _KILL:
                     self._proc.kill()
-                return  # no SIGCONT on Windows
+                return
             self._proc.send_signal(_signum(sig))
         except self._ps.NoSuchProcess:
             raise ProcessLookupError(self._proc.pid) from None
@@ -404,56 +407,58 @@ class PidTerminator:
     # --------------------------------------------------------------------------------------------- fencing
 
     def _fence(self, live: list[_Entry], start: float, deadline: float) -> None:
-        """SIGTERM + SIGCONT, wait for the grace, SIGKILL the survivors, wait until the deadline."""
+        """SIGKILL the stopped at once; SIGTERM the others, SIGKILL them after the grace; wait until the deadline."""
         now = self._clock.monotonic()
+        stopped = {id(e) for e in live if e.handle is not None and e.handle.state() in ("T", "t")}
         for e in live:
             e.signalled_at = now
-            self._send(e, _TERM)
-            if e.handle is not None and sys.platform != "win32":
-                self._send(e, _CONT, quiet=True)
+            if id(e) in stopped:
+                e.killed_at = now
+                self._send(e, _KILL)
+            else:
+                self._send(e, _TERM)
         grace_end = min(start + self.grace, start + (deadline - start) / 2)
         self._wait([e for e in live if e.handle is not None], grace_end)
         for e in live:
             if e.handle is not None and e.exited_at is not None:
-                e.finish(True, f"SIGTERM → exited after {e.exited_at - e.signalled_at:.2f} s")
-        survivors = [e for e in live if e.handle is not None]
+                how = "was stopped: SIGKILL without waking it" if id(e) in stopped else "SIGTERM"
+                e.finish(True, f"{how} → exited after {e.exited_at - e.signalled_at:.2f} s")
         now = self._clock.monotonic()
-        for e in survivors:
-            e.killed_at = now
-            self._send(e, _KILL)
-        survivors = [e for e in survivors if e.handle is not None]
+        for e in live:
+            if e.handle is not None and e.killed_at is None:
+                e.killed_at = now
+                self._send(e, _KILL)
+        survivors = [e for e in live if e.handle is not None]
         self._wait(survivors, deadline)
         for e in survivors:
             assert e.handle is not None
             assert e.killed_at is not None
-            ignored = e.killed_at - e.signalled_at
+            how = (
+                "was stopped: SIGKILL without waking it"
+                if id(e) in stopped
+                else f"SIGTERM ignored for {e.killed_at - e.signalled_at:.2f} s; SIGKILL"
+            )
             if e.exited_at is not None:
-                e.finish(
-                    True,
-                    f"SIGTERM ignored for {ignored:.2f} s; SIGKILL → exited after {e.exited_at - e.killed_at:.2f} s",
-                )
+                e.finish(True, f"{how} → exited after {e.exited_at - e.killed_at:.2f} s")
             else:
                 waited = self._clock.monotonic() - e.killed_at
                 e.finish(
                     False,
-                    f"SIGTERM ignored for {ignored:.2f} s; SIGKILL sent but still present after {waited:.2f} s "
+                    f"{how} sent but still present after {waited:.2f} s "
                     f"(state {e.handle.state()}, e.g. D: uninterruptible I/O): not confirmed",
                 )
 
-    def _send(self, e: _Entry, sig: str, quiet: bool = False) -> None:
+    def _send(self, e: _Entry, sig: str) -> None:
         assert e.handle is not None
         try:
             e.handle.send(sig)
         except ProcessLookupError:
             e.exited_at = e.exited_at if e.exited_at is not None else self._clock.monotonic()
-            if not quiet:
-                e.finish(True, f"exited before {sig} could be delivered: gone")
+            e.finish(True, f"exited before {sig} could be delivered: gone")
         except PermissionError as exc:
-            if not quiet:
-                e.finish(False, f"permission denied to send {sig} ({exc.strerror or exc}): not confirmed")
+            e.finish(False, f"permission denied to send {sig} ({exc.strerror or exc}): not confirmed")
         except OSError as exc:
-            if not quiet:
-                e.finish(False, f"{sig} failed ({exc.strerror or exc}): not confirmed")
+            e.finish(False, f"{sig} failed ({exc.strerror or exc}): not confirmed")
 
     def _wait(self, entries: list[_Entry], until: float) -> None:
         """Wait until every entry's process has exited or ``until`` (monotonic, on our clock) has come."""

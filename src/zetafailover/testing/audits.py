@@ -16,6 +16,7 @@ audit                      holds when
 :func:`audit_duplicates`   a page was sent twice only when the first copy was in flight on a node that
                            died (SIGKILL, or killed by the fence) — never in a planned switchover
 :func:`audit_inbound`      every inbound page the caller saw confirmed is stored in the spool
+:func:`audit_inbound_closed`  every reception ended: no inbound fax left ``receiving`` once the calls are over
 :func:`audit_takeover_time`  after every kill of the active, another node became active within the bound
 =========================  ==========================================================================
 
@@ -35,7 +36,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from zetafailover.spool.jobs import TERMINAL, HistoryEntry, Inbound, Job, UnknownJobError
+from zetafailover.errors import ValidationError
+from zetafailover.spool import t4
+from zetafailover.spool.jobs import TERMINAL, HistoryEntry, Inbound, InboundState, Job, UnknownJobError
+from zetafailover.spool.tiff import validate_tiff_bytes
 from zetafailover.testing.exchange.remote import SendResult
 from zetafailover.testing.processes import NodeProcesses
 
@@ -45,6 +49,7 @@ __all__ = [
     "JobEvidence",
     "audit_duplicates",
     "audit_inbound",
+    "audit_inbound_closed",
     "audit_jobs_terminal",
     "audit_single_actor",
     "audit_takeover_time",
@@ -313,6 +318,28 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _image_key(data: bytes, source: str) -> str | None:
+    """A digest of the decoded image of a one-page MH TIFF-F (the same picture gives the same key however the
+    file around it was written), or None when ``data`` is not such a page."""
+    try:
+        info = validate_tiff_bytes(data, source, widths=(1728, 2048, 2432))
+        if info.page_count != 1 or info.pages[0].coding != "MH":
+            return None
+        page = info.pages[0]
+        rows: list[bytes] = []
+        for offset, count in page.strips:
+            rows.extend(t4.decode_page(data[offset : offset + count], page.width, fill_order=page.fill_order))
+    except (ValidationError, ValueError):
+        return None
+    rows = rows[: page.length]
+    if page.photometric == 1:
+        rows = [bytes(b ^ 0xFF for b in r) for r in rows]
+    digest = hashlib.sha256(f"{page.width}x{len(rows)}:".encode())
+    for row in rows:
+        digest.update(row)
+    return "image:" + digest.hexdigest()
+
+
 def audit_inbound(
     confirmed: Iterable[SendResult | Entry],
     received: Iterable[Inbound],
@@ -323,8 +350,11 @@ def audit_inbound(
 
     ``confirmed`` holds the callers' :class:`~zetafailover.testing.exchange.SendResult` objects (their
     ``confirmed`` page indexes), or the exchange's page log entries (``sha256``; only those to a node's endpoint
-    when ``nodes`` names the nodes' labels). ``received`` is ``spool.received()``. Pages are compared by their
-    SHA-256 and counted: a page confirmed twice must be stored twice.
+    when ``nodes`` names the nodes' labels). ``received`` is ``spool.received()``. Pages are counted: a page
+    confirmed twice must be stored twice. A caller's page is compared by its decoded image when it is a one-page
+    MH TIFF-F (a modem re-encodes what it receives: the same picture in other bytes), else by its SHA-256; an
+    exchange page log entry by the SHA-256 of the bytes carried (exact for ISDN cards; a modem's stored page
+    never matches it, so audit a modem's inbound faxes with the callers' results).
     """
     violations: list[str] = []
     labels = set(nodes) if nodes is not None else None
@@ -336,7 +366,8 @@ def audit_inbound(
                 if not 0 <= index < len(item.pages):
                     violations.append(f"call {item.call}: confirmed page {index} of {len(item.pages)} pages")
                     continue
-                digest = _sha(item.pages[index])
+                page = item.pages[index]
+                digest = _image_key(page, f"call {item.call} page {index}") or _sha(page)
                 want[digest] += 1
                 where.setdefault(digest, f"page {index} of call {item.call} to {item.number}")
         else:
@@ -352,14 +383,38 @@ def audit_inbound(
     for fax in received:
         for path in fax.page_files:
             try:
-                have[_sha(Path(path).read_bytes())] += 1
+                data = Path(path).read_bytes()
             except OSError as exc:
                 violations.append(f"inbound fax {fax.id}: page file {path} unreadable: {exc}")
+                continue
+            have[_sha(data)] += 1
+            image = _image_key(data, str(path))
+            if image is not None:
+                have[image] += 1
     for digest, count in sorted(want.items(), key=lambda kv: where[kv[0]]):
         if have[digest] < count:
             violations.append(
                 f"{where[digest]} was confirmed to the caller {count}× but is stored {have[digest]}× in the spool"
             )
+    return violations
+
+
+def audit_inbound_closed(received: Iterable[Inbound]) -> list[str]:
+    """No reception left open (invariant 6: a reception ends ``received`` or ``partial``, never in between).
+
+    Run it after every call has ended and the cluster is steady: a node that stopped mid-call closes its
+    receptions itself, and a takeover closes those of a node that died or hung (spool recovery marks them
+    ``partial``). Violations: an inbound fax still ``receiving``, or one ``received`` without a page.
+    """
+    violations: list[str] = []
+    for fax in received:
+        if fax.state == InboundState.RECEIVING:
+            violations.append(
+                f"inbound fax {fax.id} from {fax.caller!r} on {fax.node}/{fax.device} (term {fax.term}) is still "
+                f"receiving with {fax.pages} page(s): no node closed it"
+            )
+        elif fax.state == InboundState.RECEIVED and fax.pages == 0:
+            violations.append(f"inbound fax {fax.id} is received with no page")
     return violations
 
 

@@ -1,4 +1,4 @@
-"""The randomized chaos run: real node processes, steady fax load, a seeded random mix of faults, every audit.
+"""The randomized chaos run: real node processes, steady fax load both ways, a seeded random mix of faults, audits.
 
 Run it as ``nox -s chaos -- --runs N --seed S`` or ``python -m zetafailover.testing.chaos --runs N --seed S``.
 Run ``K`` of seed ``S`` draws its faults from ``random.Random(S + K)``, so one failing run is replayed alone
@@ -7,26 +7,35 @@ with ``--runs 1 --seed S --start-run K`` (the report prints that command).
 Each run:
 
 1. starts two (``--nodes 3``: three) ``zetafailover run`` processes together
-   (:class:`~zetafailover.testing.nemesis.FaultableNodes`, one two-channel loopback device each, a fast test
-   timing, :data:`CHAOS_TIMING`);
-2. starts a feeder thread that submits a two-page fax to the shared spool every ``1/rate`` seconds;
+   (:class:`~zetafailover.testing.nemesis.FaultableNodes`, a fast test timing, :data:`CHAOS_TIMING`) in one of
+   two worlds (``--world``):
+
+   * ``exchange`` (the default): a simulated exchange (:class:`~zetafailover.testing.exchange.ExchangeServer`)
+     in the runner's process; each node has a T1 PRI card (``driver = "isdn"``, 23 B-channels) on its own line,
+     and the ``pbx`` line strategy re-routes the fax number :data:`DID` to the active's line through the
+     exchange's admin API; a remote fax machine on a trunk (:data:`REMOTE`) receives the outbound faxes;
+   * ``loopback``: one two-channel loopback device per node, no exchange, no inbound load;
+
+2. starts a feeder thread that submits a two-page fax to the shared spool every ``1/rate`` seconds and, in the
+   exchange world, a caller that dials :data:`DID` every ``1/inbound_rate`` seconds from a trunk of its own
+   and sends a two-page fax whose pages are unique to that call (each call on its own thread);
 3. for each fault of its plan: waits for a steady cluster (every node process running, an active node
    renewing its heartbeat, every standby alive), injects the fault with the
    :class:`~zetafailover.testing.nemesis.Nemesis`, then heals everything;
-4. stops the feeder, waits until every submitted job is terminal (the drain), and runs every audit of
-   :mod:`zetafailover.testing.audits` over the logs the run left behind.
+4. stops the load, waits until every submitted job is terminal and every call and reception has ended (the
+   drain), and runs every audit of :mod:`zetafailover.testing.audits` over the logs the run left behind —
+   in the exchange world also over the exchange's page log: no page carried by a node that did not hold the
+   newest term, every inbound page the caller saw confirmed stored in the spool, no reception left open.
 
 The plan is a pure function of ``(seed, run)`` (:func:`make_plan`); what the cluster does under it is not
 (real processes, real time), which is why the audits use generous time bounds (:func:`takeover_bound`).
-Inbound load is not generated: loopback devices cannot be called, and the exchange-backed drivers would make
-each run several times slower. ``audit_inbound`` is covered by ``tests/test_modem_failover.py`` and
-``tests/test_audits.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import random
 import shutil
@@ -44,16 +53,21 @@ from typing import Any, TextIO
 from zetafailover.admin import observe_cluster
 from zetafailover.clock import SystemClock
 from zetafailover.core.timing import Timing, timing_from_profile
+from zetafailover.devices.isdn import split_document
 from zetafailover.spool.directory import DirectorySpool
-from zetafailover.spool.jobs import SubmitOptions
+from zetafailover.spool.jobs import InboundState, SubmitOptions
 from zetafailover.spool.render import text_document
 from zetafailover.testing import audits
+from zetafailover.testing.exchange import ExchangeServer, RemoteFaxMachine, SendResult
 from zetafailover.testing.nemesis import FaultableNodes, Nemesis
 
 __all__ = [
     "CHAOS_TIMING",
+    "DID",
     "FAULT_KINDS",
     "INVARIANTS",
+    "REMOTE",
+    "WORLDS",
     "FaultStep",
     "RunPlan",
     "RunResult",
@@ -86,6 +100,14 @@ LOAD_SLACK = 1.5
 SETTLE_LIMIT = 30.0
 """Longest wait for a steady cluster between faults; longer is a liveness failure."""
 
+EXCHANGE_SLACK = 0.25
+"""Exchange world: seconds by which a card's action (device log) or a page (the exchange's page log) may follow
+a higher term's win and still count as the old holder's. A card logs ``connected``, ``page`` or ``answered``
+when the exchange's answer arrives — a round trip through the runner's busy process after the node's guard
+allowed the action — and the exchange logs a page when its confirmation arrives. An old active that the new
+one resumes (SIGCONT) or kills while it waits finishes in these milliseconds (seen in release runs: 3–5 ms);
+anything later than this is a violation."""
+
 FAULT_KINDS: tuple[str, ...] = (
     "kill_active",
     "pause_active_short",
@@ -101,8 +123,31 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 """Every fault a plan draws from (see docs/chaos.md for what each does and what should happen)."""
 
-INVARIANTS: tuple[str, ...] = ("liveness", "single_actor", "jobs_terminal", "duplicates", "takeover_time")
-"""What each run checks: the run completed (an active node after every heal, no node crashed), then the audits."""
+INVARIANTS: tuple[str, ...] = ("liveness", "single_actor", "jobs_terminal", "duplicates", "inbound", "takeover_time")
+"""What each run checks: the run completed (an active node after every heal, no node crashed), then the audits.
+``inbound`` is checked only in the exchange world (a loopback run shows ``n/a`` there)."""
+
+WORLDS: tuple[str, ...] = ("exchange", "loopback")
+"""``--world``: nodes with ISDN cards behind a simulated exchange (inbound and outbound load), or loopback
+devices (outbound load only)."""
+
+DID = "5550100"
+"""The fax number the caller dials in the exchange world (routed by the ``pbx`` line strategy)."""
+
+REMOTE = "5550199"
+"""The remote fax machine every outbound job is sent to (in the loopback world the number is only stored)."""
+
+CALLERS = "5550123"
+"""The trunk the inbound caller dials from."""
+
+CARD = "t1"
+"""The ISDN span type of every node's card in the exchange world: a T1 PRI, 23 B-channels."""
+
+CALL_TIMEOUT = 5.0
+"""Seconds the caller waits for an answer and for each page's confirmation (the exchange rings as long)."""
+
+INBOUND_PAGES = 2
+"""Pages of every inbound fax."""
 
 STORE_FAULT_MODES = ("unreadable", "read_only", "full", "slow", "stale")
 WALL_STEPS = (3600.0, -3600.0, 86400.0, -86400.0)
@@ -254,6 +299,17 @@ class RunResult:
     takeovers: list[float] = field(default_factory=list)
     """Seconds from each kill or long pause of the active to another node's transition to ACTIVE."""
     seconds: float = 0.0
+    world: str = "exchange"
+    calls: int = 0
+    """Inbound calls the caller placed."""
+    confirmed: int = 0
+    """Inbound calls with every page confirmed to the caller (MCF)."""
+    pages_confirmed: int = 0
+    """Inbound pages confirmed to the caller, over all calls (each one must be in the spool)."""
+    stored: int = 0
+    """Inbound faxes in the spool in state ``received`` (complete)."""
+    partial: int = 0
+    """Inbound faxes in the spool in state ``partial`` (the call ended early: a fault, a stopped device)."""
 
     @property
     def ok(self) -> bool:
@@ -278,6 +334,14 @@ class RunResult:
             "takeovers": [round(t, 3) for t in self.takeovers],
             "seconds": round(self.seconds, 2),
             "folder": self.folder,
+            "world": self.world,
+            "inbound": {
+                "calls": self.calls,
+                "confirmed": self.confirmed,
+                "pages_confirmed": self.pages_confirmed,
+                "stored": self.stored,
+                "partial": self.partial,
+            },
         }
 
 
@@ -287,8 +351,8 @@ class RunResult:
 class _Feeder:
     """Submits one two-page fax every ``interval`` seconds on its own thread; keeps every id it was given."""
 
-    def __init__(self, spool: DirectorySpool, document: Path, interval: float) -> None:
-        self.spool, self.document, self.interval = spool, document, interval
+    def __init__(self, spool: DirectorySpool, document: Path, interval: float, number: str = REMOTE) -> None:
+        self.spool, self.document, self.interval, self.number = spool, document, interval, number
         self.ids: list[str] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -301,7 +365,7 @@ class _Feeder:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.ids.append(self.spool.submit(self.document, "5550100", self.options))
+                self.ids.append(self.spool.submit(self.document, self.number, self.options))
             except Exception as exc:  # a refused submit is a finding, not a crash of the run
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             self._stop.wait(self.interval)
@@ -312,17 +376,181 @@ class _Feeder:
             self._thread.join(timeout=30)
 
 
+# ------------------------------------------------------------------------------------------ exchange world
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def _section(title: str, keys: dict[str, Any]) -> str:
+    return f"\n[{title}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items())
+
+
+class _ExchangeWorld:
+    """The exchange world of one run: the exchange, the remote fax machine, and each node's card and line TOML.
+
+    Timing: the constructor starts the exchange (threads in this process, listening on loopback) and attaches
+    the remote machine; :meth:`close` stops both within about a second. The ``pbx`` strategy's webhook
+    (``PUT /routes/DID`` carrying the term, then a read-back ``GET``) is a compare-and-set on the route's term
+    at the exchange, so an old active can never route the number back to itself.
+    """
+
+    TOKEN = "chaos-admin-token"  # noqa: S105 - the throw-away exchange's admin token, not a secret
+
+    def __init__(self, nodes: Sequence[str]) -> None:
+        lines: list[dict[str, Any]] = [{"name": f"pri-{n}", "kind": CARD} for n in nodes]
+        lines += [
+            {"name": "remote", "kind": "trunk", "channels": 60, "number": REMOTE},
+            {"name": "callers", "kind": "trunk", "channels": 60, "number": CALLERS},
+        ]
+        plan = {
+            "lines": lines,
+            "routes": [{"number": DID, "lines": [f"pri-{nodes[0]}"]}],
+            "token": self.TOKEN,
+            "answer_timeout": CALL_TIMEOUT,
+        }
+        self.server = ExchangeServer(plan).start()
+        try:
+            self.remote = RemoteFaxMachine(self.server.addresses.endpoints, "remote", label="remote")
+        except BaseException:
+            self.server.stop()
+            raise
+        url = f"{self.server.addresses.admin}/routes/{DID}"
+        self.line = _section(
+            "line",
+            {
+                "strategy": "pbx",
+                "transport": "webhook",
+                "url": url,
+                "method": "PUT",
+                "token": self.TOKEN,
+                "body": {"lines": ["{target}"], "term": "{term}", "set_by": "{node}"},
+                "verify_url": url,
+                "state": "shared/lines.json",
+                "targets": {n: f"pri-{n}" for n in nodes},
+                "retry_interval": 0.2,
+                "timeout": 1.0,
+            },
+        )
+
+    def node_extra(self, name: str) -> str:
+        """The node's ``[[device]]`` (a T1 card on ``pri-NAME``, logging to ``NAME-device.jsonl``) and ``[line]``."""
+        device = {
+            "driver": "isdn",
+            "name": "pri0",
+            "exchange": self.server.addresses.endpoints,
+            "card": CARD,
+            "lines": [f"pri-{name}"],
+            "page_seconds": PAGE_SECONDS,
+            "answer_timeout": CALL_TIMEOUT,
+            "page_timeout": CALL_TIMEOUT,
+            "log": f"{name}-device.jsonl",
+        }
+        return _section("[device]", device) + self.line
+
+    def close(self) -> None:
+        self.remote.close()
+        self.server.stop()
+
+
+class _Callers:
+    """Dials :data:`DID` every ``interval`` seconds from the ``callers`` trunk, each call on its own thread.
+
+    Every call sends :data:`INBOUND_PAGES` pages rendered for that call alone (so the inbound audit can match
+    each confirmed page to exactly one stored page). Timing: a call takes at most ``CALL_TIMEOUT`` to be
+    answered plus ``CALL_TIMEOUT`` a page; :meth:`stop` waits for the calls still up (bounded).
+    """
+
+    def __init__(self, address: str, interval: float) -> None:
+        self.machine = RemoteFaxMachine(address, "callers", label="caller")
+        self.interval = interval
+        self.placed = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._calls: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._loop, name="chaos-callers", daemon=True)
+
+    @property
+    def results(self) -> list[SendResult]:
+        """How every finished call ended, as the caller saw it."""
+        return list(self.machine.sent)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.placed += 1
+            number = self.placed
+            pages = [
+                split_document(text_document(None, [[f"chaos inbound call {number}", f"page {i + 1}"]], fine=False))[0]
+                for i in range(INBOUND_PAGES)
+            ]
+            call = threading.Thread(target=self._call, args=(pages,), name=f"chaos-call-{number}", daemon=True)
+            with self._lock:
+                self._calls.append(call)
+            call.start()
+            self._stop.wait(self.interval)
+
+    def _call(self, pages: list[bytes]) -> None:
+        self.machine.send(DID, pages, answer_timeout=CALL_TIMEOUT, page_timeout=CALL_TIMEOUT)
+
+    def stop(self) -> None:
+        """Place no more calls and wait for the calls still up (each bounded by its timeouts)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        with self._lock:
+            calls = list(self._calls)
+        deadline = time.monotonic() + CALL_TIMEOUT * (INBOUND_PAGES + 2)
+        for call in calls:
+            call.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self.machine.close()
+
+
 # --------------------------------------------------------------------------------------------------- run
 
 
 class _Run:
     """One run's processes, nemesis and evidence. Not reusable."""
 
-    def __init__(self, plan: RunPlan, folder: Path, log: Log, rate: float) -> None:
+    def __init__(self, plan: RunPlan, folder: Path, log: Log, *, rate: float, world: str, inbound_rate: float) -> None:
+        if world not in WORLDS:
+            raise ValueError(f"world {world!r} is not one of {', '.join(WORLDS)}")
+        if rate <= 0 or inbound_rate <= 0:
+            raise ValueError(f"rate and inbound_rate must be above 0, not {rate!r} and {inbound_rate!r}")
         self.plan, self.folder, self.log = plan, folder, log
-        self.nodes = FaultableNodes(
-            folder, cluster="chaos", profile="fast", timing=CHAOS_TIMING, device_options={"page_seconds": PAGE_SECONDS}
-        )
+        self.world: _ExchangeWorld | None = _ExchangeWorld(plan.nodes) if world == "exchange" else None
+        try:
+            if self.world is None:
+                self.nodes = FaultableNodes(
+                    folder,
+                    cluster="chaos",
+                    profile="fast",
+                    timing=CHAOS_TIMING,
+                    device_options={"page_seconds": PAGE_SECONDS},
+                )
+            else:
+                self.nodes = FaultableNodes(
+                    folder,
+                    cluster="chaos",
+                    profile="fast",
+                    timing=CHAOS_TIMING,
+                    devices=0,
+                    node_extra={name: self.world.node_extra(name) for name in plan.nodes},
+                )
+            self.callers = (
+                _Callers(self.world.server.addresses.endpoints, 1.0 / inbound_rate) if self.world is not None else None
+            )
+        except BaseException:
+            if self.world is not None:
+                self.world.close()
+            raise
         self.nemesis = Nemesis(self.nodes)
         self.timing: Timing = timing_from_profile("fast", dict(CHAOS_TIMING))
         self.spool = DirectorySpool(folder / "shared" / "spool", node="chaos-feeder")
@@ -354,6 +582,8 @@ class _Run:
                     self.log(f"    {name} is down (exit {proc.returncode}): restarting it")
                     self.nemesis.restart(name)
             view = observe_cluster(self.nodes.store, "chaos", self.timing, SystemClock(), window=0.75)
+            if any(proc.poll() is not None for proc in self.nodes.procs.values()):
+                continue  # a node died while we watched (fenced by a takeover): its member record is not proof
             alive = {n.name for n in view.nodes if n.alive and n.healthy}
             seen = f"holder {view.holder or '-'} {view.holder_state or '-'}, alive {sorted(alive)}"
             if view.holder_alive and view.holder_state == "active" and alive >= set(self.plan.nodes):
@@ -417,19 +647,38 @@ class _Run:
 
     # --------------------------------------------------------------------------------------------- drain
 
+    def start_load(self) -> None:
+        self.feeder.start()
+        if self.callers is not None:
+            self.callers.start()
+
+    def stop_load(self) -> None:
+        self.feeder.stop()
+        if self.callers is not None:
+            self.callers.stop()
+
     def drain(self, limit: float) -> None:
+        """Wait (at most ``limit`` s) until every job is terminal and no inbound fax is still ``receiving``."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if all(self.spool.get(j).terminal for j in self.feeder.ids):
+            if all(self.spool.get(j).terminal for j in self.feeder.ids) and not self.spool.received(
+                InboundState.RECEIVING
+            ):
                 return
             time.sleep(0.1)
 
     def close(self) -> None:
-        self.feeder.stop()
+        self.stop_load()
         self.nemesis.heal()
         for thread in self.threads:
             thread.join(timeout=60)
-        self.nodes.close()
+        try:
+            self.nodes.close()
+        finally:
+            if self.callers is not None:
+                self.callers.close()
+            if self.world is not None:
+                self.world.close()
 
 
 def execute_run(
@@ -441,25 +690,30 @@ def execute_run(
     run_seconds: float = 40.0,
     drain_limit: float = 60.0,
     log: Log | None = None,
+    world: str = "exchange",
+    inbound_rate: float = 1.0,
 ) -> RunResult:
     """Run ``plan`` on fresh node processes in ``folder`` and audit it.
 
+    ``world`` is ``exchange`` (ISDN cards behind a simulated exchange, ``inbound_rate`` calls a second to the
+    fax number besides the ``rate`` outbound jobs a second) or ``loopback`` (outbound load only).
     Timing: blocks for the run, normally 15–40 s: faults are no longer started once ``run_seconds`` have
     passed (those left are not tried), each wait for a steady cluster is bounded by :data:`SETTLE_LIMIT` and
-    the drain by ``drain_limit``. Every node process is stopped before this returns, also when the run failed
-    (an exception inside the run is recorded as a ``liveness`` violation, not raised).
+    the drain by ``drain_limit``. Every node process (and the exchange) is stopped before this returns, also
+    when the run failed (an exception inside the run is recorded as a ``liveness`` violation, not raised).
+    Raises ``ValueError`` for an unknown world or a rate that is not above 0.
     """
     say: Log = log or (lambda _line: None)
     bound = takeover_bound() if bound is None else bound
     folder.mkdir(parents=True, exist_ok=True)
-    result = RunResult(plan, str(folder))
+    result = RunResult(plan, str(folder), world=world)
     started = time.monotonic()
-    run = _Run(plan, folder, say, rate)
+    run = _Run(plan, folder, say, rate=rate, world=world, inbound_rate=inbound_rate)
     try:
         try:
             run.nemesis.start_together({name: PRIORITIES[name] for name in plan.nodes})
             run.settle()
-            run.feeder.start()
+            run.start_load()
             for step in plan.faults:
                 if time.monotonic() - started > run_seconds:
                     say(f"  run time {run_seconds:g} s used up; {step.describe()} and the rest not tried")
@@ -475,7 +729,7 @@ def execute_run(
         except Exception as exc:  # any failure of the run is a finding to report with its seed
             result.violations["liveness"].append(f"{type(exc).__name__}: {str(exc)[:2000]}")
         finally:
-            run.feeder.stop()
+            run.stop_load()
         run.drain(drain_limit)
         result.violations["liveness"].extend(f"feeder: {e}" for e in run.feeder.errors[:5])
         try:
@@ -493,10 +747,33 @@ def _audit(run: _Run, result: RunResult, bound: float) -> None:
     devices = audits.collect_device_logs(run.nodes)
     kills = run.nemesis.kills()
     v = result.violations
-    v["single_actor"] += audits.audit_single_actor(events, devices)
+    # exchange world: a card's log entry is written when its action completes (the far end's CONNECT, an MCF),
+    # a round trip after the node's guard allowed it; see EXCHANGE_SLACK
+    slack = EXCHANGE_SLACK if run.world is not None else 0.0
+    v["single_actor"] += audits.audit_single_actor(events, devices, slack=slack)
     v["jobs_terminal"] += audits.audit_jobs_terminal(run.spool, accepted=run.feeder.ids)
     v["duplicates"] += audits.audit_duplicates(devices, planned=False, deaths=audits.deaths_from(events, kills))
     v["takeover_time"] += audits.audit_takeover_time(events, run.timed, bound)
+    if run.world is not None and run.callers is not None:
+        exchange = run.world.server.exchange
+        page_log = exchange.pages()
+        calls = run.callers.results
+        received = run.spool.received()
+        _keep_evidence(run.folder, exchange.calls_log(), page_log, calls)
+        # the exchange's page log, an oracle outside the nodes: every page to or from a node's card was carried
+        # while that node held the newest term (within EXCHANGE_SLACK); messages shared with the device-log
+        # check above (a term won twice) are reported once
+        actors = audits.audit_single_actor(events, {}, exchange_pages=page_log, slack=EXCHANGE_SLACK)
+        v["single_actor"] = list(dict.fromkeys([*v["single_actor"], *actors]))
+        inbound = audits.audit_inbound(calls, received)
+        inbound += audits.audit_inbound(page_log, received, nodes=run.plan.nodes)
+        inbound += audits.audit_inbound_closed(received)
+        v["inbound"] += list(dict.fromkeys(inbound))
+        result.calls = run.callers.placed
+        result.confirmed = sum(1 for c in calls if c.ok)
+        result.pages_confirmed = sum(len(c.confirmed) for c in calls)
+        result.stored = sum(1 for f in received if f.state == InboundState.RECEIVED)
+        result.partial = sum(1 for f in received if f.state == InboundState.PARTIAL)
     jobs = [run.spool.get(j) for j in run.feeder.ids]
     result.jobs = len(jobs)
     result.sent = sum(1 for j in jobs if j.state == "sent")
@@ -507,6 +784,32 @@ def _audit(run: _Run, result: RunResult, bound: float) -> None:
     result.takeovers = _takeover_times(events, run.timed)
     pages = Counter((e.get("job"), e.get("page")) for log in devices.values() for e in log if e.get("event") == "page")
     result.resent_pages = sum(1 for n in pages.values() if n > 1)
+
+
+def _keep_evidence(
+    folder: Path, calls_log: Sequence[dict[str, Any]], page_log: Sequence[dict[str, Any]], calls: Sequence[SendResult]
+) -> None:
+    """Write the exchange's logs and the caller's results (pages as SHA-256) into the run's folder, so that a
+    failed run can be examined after the exchange is gone: ``exchange-calls.jsonl``, ``exchange-pages.jsonl``,
+    ``caller.jsonl``. Evidence, not state: no fsync."""
+
+    def lines(rows: Iterator[dict[str, Any]]) -> str:
+        return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+
+    (folder / "exchange-calls.jsonl").write_text(lines(iter(calls_log)), encoding="utf-8")
+    (folder / "exchange-pages.jsonl").write_text(lines(iter(page_log)), encoding="utf-8")
+    caller = (
+        {
+            "call": c.call,
+            "cause": c.cause,
+            "connected": c.connected,
+            "answered_by": c.answered_by,
+            "confirmed": list(c.confirmed),
+            "sha256": [hashlib.sha256(p).hexdigest() for p in c.pages],
+        }
+        for c in calls
+    )
+    (folder / "caller.jsonl").write_text(lines(caller), encoding="utf-8")
 
 
 def _takeover_times(events: dict[str, list[dict[str, Any]]], timed: Sequence[tuple[str, float]]) -> list[float]:
@@ -538,6 +841,8 @@ class Options:
     rate: float = 2.0
     run_seconds: float = 40.0
     takeover_bound: float | None = None
+    world: str = "exchange"
+    inbound_rate: float = 1.0
 
 
 def replay_command(seed: int, run: int, options: Options | None = None, *, nox: bool = True) -> str:
@@ -557,19 +862,37 @@ def replay_command(seed: int, run: int, options: Options | None = None, *, nox: 
         args += ["--run-seconds", f"{o.run_seconds:g}"]
     if o.takeover_bound is not None:
         args += ["--takeover-bound", f"{o.takeover_bound:g}"]
+    if o.world != d.world:
+        args += ["--world", o.world]
+    if o.inbound_rate != d.inbound_rate and o.world == "exchange":
+        args += ["--inbound-rate", f"{o.inbound_rate:g}"]
     head = "nox -s chaos --" if nox else "python -m zetafailover.testing.chaos"
     return " ".join([head, *args])
 
 
+INBOUND_COUNTERS: tuple[str, ...] = ("calls", "confirmed", "stored", "partial")
+"""The summary table's inbound columns: calls placed, calls confirmed to the caller (every page), faxes stored
+complete, faxes stored partial — summed over the exchange-world runs of the row."""
+
+
 def summary_table(results: Sequence[RunResult]) -> str:
     """Faults tried × invariants held: per fault kind, how often it was injected, in how many runs, and in how
-    many of those runs each invariant held (``held/runs``); a last row for all runs."""
-    header = ["fault", "tried", "runs", *INVARIANTS]
+    many of those runs each invariant held (``held/runs``; ``inbound`` over the exchange-world runs only, ``n/a``
+    when there were none), then the inbound counters (:data:`INBOUND_COUNTERS`); a last row for all runs."""
+    header = ["fault", "tried", "runs", *INVARIANTS, *INBOUND_COUNTERS]
     rows: list[list[str]] = []
 
+    def held(name: str, subset: Sequence[RunResult]) -> str:
+        if name == "inbound":
+            subset = [r for r in subset if r.world == "exchange"]
+            if not subset:
+                return "n/a"
+        return f"{sum(1 for r in subset if not r.violations[name])}/{len(subset)}"
+
     def row(label: str, tried: int, subset: Sequence[RunResult]) -> list[str]:
-        cells = [f"{sum(1 for r in subset if not r.violations[i])}/{len(subset)}" for i in INVARIANTS]
-        return [label, str(tried), str(len(subset)), *cells]
+        cells = [held(i, subset) for i in INVARIANTS]
+        counts = [str(sum(int(getattr(r, c)) for r in subset)) for c in INBOUND_COUNTERS]
+        return [label, str(tried), str(len(subset)), *cells, *counts]
 
     for kind in FAULT_KINDS:
         subset = [r for r in results if kind in r.tried]
@@ -610,6 +933,12 @@ def report(results: Sequence[RunResult], options: Options, out: TextIO) -> int:
             f"takeovers {_seconds(r.takeovers)}, {r.seconds:.1f} s",
             file=out,
         )
+        if r.world == "exchange":
+            print(
+                f"  inbound: {r.calls} calls placed, {r.confirmed} confirmed to the caller "
+                f"({r.pages_confirmed} pages), {r.stored} stored complete, {r.partial} partial",
+                file=out,
+            )
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"\nrun {r.plan.run} of seed {r.plan.seed} FAILED ({r.folder}):", file=out)
@@ -647,7 +976,16 @@ def run_chaos(
         plan = make_plan(seed, k, faults=o.faults, nodes=o.nodes, kinds=o.only or FAULT_KINDS)
         folder = base / f"seed-{seed}-run-{k}"
         say(f"run {k} of seed {seed}: {'; '.join(f.describe() for f in plan.faults)}")
-        result = execute_run(plan, folder, bound=o.takeover_bound, rate=o.rate, run_seconds=o.run_seconds, log=say)
+        result = execute_run(
+            plan,
+            folder,
+            bound=o.takeover_bound,
+            rate=o.rate,
+            run_seconds=o.run_seconds,
+            log=say,
+            world=o.world,
+            inbound_rate=o.inbound_rate,
+        )
         say(f"run {k}: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s")
         results.append(result)
         if result.ok and not keep:
@@ -671,7 +1009,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", type=int, default=4, help="faults per run (default 4)")
     p.add_argument("--nodes", type=int, choices=(2, 3), default=2, help="node processes per run (default 2)")
     p.add_argument("--only", default="", help=f"comma-separated fault kinds to draw from ({', '.join(FAULT_KINDS)})")
-    p.add_argument("--rate", type=float, default=2.0, help="faxes submitted per second (default 2)")
+    p.add_argument("--rate", type=float, default=2.0, help="outbound faxes submitted per second (default 2)")
+    p.add_argument(
+        "--world",
+        choices=WORLDS,
+        default="exchange",
+        help="exchange: ISDN cards behind the simulated exchange, load both ways (default); loopback: outbound only",
+    )
+    p.add_argument(
+        "--inbound-rate", type=float, default=1.0, help="inbound calls per second in the exchange world (default 1)"
+    )
     p.add_argument("--run-seconds", type=float, default=40.0, help="no new fault after this many seconds of a run")
     p.add_argument(
         "--takeover-bound", type=float, default=None, help=f"takeover-time audit bound (default {takeover_bound():g} s)"
@@ -690,15 +1037,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     only = tuple(k.strip() for k in args.only.split(",") if k.strip())
     if bad := [k for k in only if k not in FAULT_KINDS]:
         parser.error(f"--only: unknown fault kind(s) {', '.join(bad)}; known: {', '.join(FAULT_KINDS)}")
-    if args.runs < 1 or args.faults < 1 or args.start_run < 0 or args.rate <= 0:
-        parser.error("--runs and --faults must be ≥ 1, --start-run ≥ 0 and --rate > 0")
+    if args.runs < 1 or args.faults < 1 or args.start_run < 0 or args.rate <= 0 or args.inbound_rate <= 0:
+        parser.error("--runs and --faults must be ≥ 1, --start-run ≥ 0, --rate and --inbound-rate > 0")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
-    options = Options(args.faults, args.nodes, only, args.rate, args.run_seconds, args.takeover_bound)
+    options = Options(
+        args.faults, args.nodes, only, args.rate, args.run_seconds, args.takeover_bound, args.world, args.inbound_rate
+    )
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    say(f"chaos: seed {seed}, runs {args.start_run}..{args.start_run + args.runs - 1}")
+    say(f"chaos: seed {seed}, runs {args.start_run}..{args.start_run + args.runs - 1}, world {args.world}")
     results = run_chaos(
         args.runs, seed, start_run=args.start_run, options=options, workdir=args.workdir, keep=args.keep, log=say
     )

@@ -78,8 +78,12 @@ class NodeProcesses:
         env: Mapping[str, str] | None = None,
         device_options: Mapping[str, float | int | str] | None = None,
         devices: int = 1,
+        node_extra: Mapping[str, str] | None = None,
     ) -> None:
         self.device_options = dict(device_options or {})
+        self.node_extra = dict(node_extra or {})
+        """TOML appended to one node's config, by node name (e.g. its own ``[[device]]`` on its own line), after
+        ``extra``; also used by :meth:`write_config` calls without an ``extra`` (restarts, ``start_together``)."""
         self.devices = devices
         """Loopback devices per node (0: only the devices given in ``extra``)."""
         self.folder = folder
@@ -103,7 +107,10 @@ class NodeProcesses:
         return self.launch(name, self.write_config(name, priority, extra))
 
     def write_config(self, name: str, priority: int, extra: str | None = None) -> Path:
-        """Write ``folder/NAME.toml`` from this set's settings; subclasses adjust the text here."""
+        """Write ``folder/NAME.toml`` from this set's settings; subclasses adjust the text here.
+
+        The node's text is ``extra`` (default: the constructor's ``extra``) followed by ``node_extra[name]``.
+        """
         return write_node_config(
             self.folder,
             name,
@@ -113,7 +120,7 @@ class NodeProcesses:
             timing=self.timing,
             terminator=self.terminator,
             devices=self.devices,
-            extra=self.extra if extra is None else extra,
+            extra=(self.extra if extra is None else extra) + self.node_extra.get(name, ""),
             device_options=self.device_options,
         )
 
