@@ -138,10 +138,14 @@ def collect_device_logs(nodes: NodeProcesses, names: Iterable[str] | None = None
 def deaths_from(
     events_by_node: Mapping[str, Sequence[Entry]], kills: Iterable[tuple[str, float]] = ()
 ) -> list[tuple[str, float]]:
-    """Every ``(node, mono)`` at which a node process died: the given ``kills`` (e.g. ``Nemesis.kills()``)
-    plus every confirmed fence that killed the previous holder (at the fence event's time, by which it had died).
+    """Every ``(node, mono)`` at which a node process — or one of its fax workers — died: the given ``kills``
+    (e.g. ``Nemesis.kills()``), every confirmed fence that killed the previous holder (at the fence event's time,
+    by which it had died), and every ``worker_died`` event (a dispatcher worker that died mid-call: the page it
+    was recording when it died had been confirmed by the receiver but not recorded, so it is sent again).
     """
     deaths = list(kills)
+    for node, events in events_by_node.items():
+        deaths += [(node, mono) for e in events if e.get("kind") == "worker_died" and (mono := _num(e, "mono"))]
     previous: dict[int, str] = {}
     for events in events_by_node.values():
         for e in events:

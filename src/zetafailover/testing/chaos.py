@@ -120,6 +120,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "switchover",
     "switchover_race",
     "restart_all",
+    "spool_one",
+    "folder_one",
+    "kill_worker",
 )
 """Every fault a plan draws from (see docs/chaos.md for what each does and what should happen)."""
 
@@ -150,6 +153,8 @@ INBOUND_PAGES = 2
 """Pages of every inbound fax."""
 
 STORE_FAULT_MODES = ("unreadable", "read_only", "full", "slow", "stale")
+SPOOL_FAULT_MODES = ("unreadable", "read_only", "full", "slow")
+"""The spool's fault modes (and the shared folder's, store and spool together: a folder has no "stale")."""
 WALL_STEPS = (3600.0, -3600.0, 86400.0, -86400.0)
 PRIORITIES = {"fax1": 200, "fax2": 100, "fax3": 50}
 
@@ -191,11 +196,11 @@ class FaultStep:
     def describe(self) -> str:
         """A one-line human description, e.g. ``pause_active_long 3.42 s``."""
         parts = [self.kind]
-        if self.kind in ("store_one", "wall_step", "switchover") and self.role:
+        if self.kind in ("store_one", "spool_one", "folder_one", "wall_step", "switchover") and self.role:
             parts.append(self.role)
         if self.mode:
             parts.append(self.mode)
-        if self.kind in {"store_one", "store_all"}:
+        if self.kind in {"store_one", "store_all", "spool_one", "folder_one"}:
             if self.mode == "slow":
                 parts.append(f"delay {self.value:.2f} s")
             parts.append(f"for {self.seconds:.2f} s")
@@ -236,6 +241,13 @@ def _draw(rng: random.Random, kind: str, timeout: float) -> FaultStep:
         delay = round(rng.uniform(0.05, 0.8), 3) if mode == "slow" else 0.0
         role = rng.choice(("active", "standby")) if kind == "store_one" else ""
         return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 3.0), 3), mode=mode, value=delay)
+    if kind in ("spool_one", "folder_one"):
+        mode = rng.choice(SPOOL_FAULT_MODES)
+        delay = round(rng.uniform(0.05, 0.8), 3) if mode == "slow" else 0.0
+        role = rng.choice(("active", "standby"))
+        return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 3.0), 3), mode=mode, value=delay)
+    if kind == "kill_worker":
+        return FaultStep(kind, "active", pick, seconds=round(rng.uniform(1.0, 2.0), 3))
     if kind == "wall_step":
         role = rng.choice(("active", "standby"))
         return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 2.5), 3), value=rng.choice(WALL_STEPS))
@@ -615,6 +627,17 @@ class _Run:
             n.store_fault(step.mode, node=target if step.kind == "store_one" else None, delay=step.value)
             time.sleep(step.seconds)
             n.heal_store()
+        elif step.kind == "spool_one":
+            n.spool_fault(step.mode, node=target, delay=step.value)
+            time.sleep(step.seconds)
+            n.heal_spool()
+        elif step.kind == "folder_one":
+            n.folder_fault(step.mode, node=target, delay=step.value)
+            time.sleep(step.seconds)
+            n.heal_folder()
+        elif step.kind == "kill_worker":
+            n.kill_worker(target)
+            time.sleep(step.seconds)
         elif step.kind == "wall_step":
             n.step_wall(target, step.value)
             time.sleep(step.seconds)
