@@ -29,6 +29,11 @@ Each run:
 
 The plan is a pure function of ``(seed, run)`` (:func:`make_plan`); what the cluster does under it is not
 (real processes, real time), which is why the audits use generous time bounds (:func:`takeover_bound`).
+
+The code is in three modules: the plan (:mod:`zetafailover.testing.chaos_plan`: the fault kinds,
+:class:`FaultStep`, :class:`RunPlan`, :func:`make_plan`), the worlds and their load
+(:mod:`zetafailover.testing.chaos_world`), and this one, the runner: it executes a plan, audits the run, reports
+and replays, and is the command line. Every name of ``__all__`` is importable from here.
 """
 
 from __future__ import annotations
@@ -53,12 +58,14 @@ from typing import Any, TextIO
 from zetafailover.admin import observe_cluster
 from zetafailover.clock import SystemClock
 from zetafailover.core.timing import Timing, timing_from_profile
-from zetafailover.devices.isdn import split_document
 from zetafailover.spool.directory import DirectorySpool
-from zetafailover.spool.jobs import InboundState, SubmitOptions
+from zetafailover.spool.jobs import InboundState
 from zetafailover.spool.render import text_document
 from zetafailover.testing import audits
-from zetafailover.testing.exchange import ExchangeServer, RemoteFaxMachine, SendResult
+from zetafailover.testing.chaos_plan import CHAOS_TIMING, FAULT_KINDS, PRIORITIES, FaultStep, RunPlan, make_plan
+from zetafailover.testing.chaos_plan import STORE_FAULT_MODES as STORE_FAULT_MODES  # noqa: PLC0414 - re-exported
+from zetafailover.testing.chaos_world import DID, PAGE_SECONDS, REMOTE, WORLDS, _Callers, _ExchangeWorld, _Feeder
+from zetafailover.testing.exchange import SendResult
 from zetafailover.testing.nemesis import FaultableNodes, Nemesis
 
 __all__ = [
@@ -80,20 +87,6 @@ __all__ = [
     "takeover_bound",
 ]
 
-CHAOS_TIMING: dict[str, float] = {
-    "heartbeat_interval": 0.25,
-    "timeout": 2.5,
-    "store_timeout": 0.5,
-    "margin": 0.5,
-    "fence_timeout": 1.0,
-    "hook_timeout": 1.0,
-    "drain_timeout": 5.0,
-}
-"""The test timing of every chaos run (profile ``fast`` with these overrides): a takeover in about 3 s."""
-
-PAGE_SECONDS = 0.1
-"""Seconds a loopback device takes per page."""
-
 LOAD_SLACK = 1.5
 """Seconds added to the takeover bound for a loaded 2-core machine (scheduling, process start-up, fsyncs)."""
 
@@ -108,55 +101,9 @@ allowed the action — and the exchange logs a page when its confirmation arrive
 one resumes (SIGCONT) or kills while it waits finishes in these milliseconds (seen in release runs: 3–5 ms);
 anything later than this is a violation."""
 
-FAULT_KINDS: tuple[str, ...] = (
-    "kill_active",
-    "pause_active_short",
-    "pause_active_long",
-    "pause_standby_short",
-    "pause_standby_long",
-    "store_one",
-    "store_all",
-    "wall_step",
-    "switchover",
-    "switchover_race",
-    "restart_all",
-    "spool_one",
-    "folder_one",
-    "kill_worker",
-)
-"""Every fault a plan draws from (see docs/chaos.md for what each does and what should happen)."""
-
 INVARIANTS: tuple[str, ...] = ("liveness", "single_actor", "jobs_terminal", "duplicates", "inbound", "takeover_time")
 """What each run checks: the run completed (an active node after every heal, no node crashed), then the audits.
 ``inbound`` is checked only in the exchange world (a loopback run shows ``n/a`` there)."""
-
-WORLDS: tuple[str, ...] = ("exchange", "loopback")
-"""``--world``: nodes with ISDN cards behind a simulated exchange (inbound and outbound load), or loopback
-devices (outbound load only)."""
-
-DID = "5550100"
-"""The fax number the caller dials in the exchange world (routed by the ``pbx`` line strategy)."""
-
-REMOTE = "5550199"
-"""The remote fax machine every outbound job is sent to (in the loopback world the number is only stored)."""
-
-CALLERS = "5550123"
-"""The trunk the inbound caller dials from."""
-
-CARD = "t1"
-"""The ISDN span type of every node's card in the exchange world: a T1 PRI, 23 B-channels."""
-
-CALL_TIMEOUT = 5.0
-"""Seconds the caller waits for an answer and for each page's confirmation (the exchange rings as long)."""
-
-INBOUND_PAGES = 2
-"""Pages of every inbound fax."""
-
-STORE_FAULT_MODES = ("unreadable", "read_only", "full", "slow", "stale")
-SPOOL_FAULT_MODES = ("unreadable", "read_only", "full", "slow")
-"""The spool's fault modes (and the shared folder's, store and spool together: a folder has no "stale")."""
-WALL_STEPS = (3600.0, -3600.0, 86400.0, -86400.0)
-PRIORITIES = {"fax1": 200, "fax2": 100, "fax3": 50}
 
 Log = Callable[[str], None]
 
@@ -170,123 +117,6 @@ def takeover_bound(timing: dict[str, float] | None = None, slack: float = LOAD_S
     """
     t = {**CHAOS_TIMING, **(timing or {})}
     return t["timeout"] + t["heartbeat_interval"] + t["fence_timeout"] + t["hook_timeout"] + slack
-
-
-# ------------------------------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True, slots=True)
-class FaultStep:
-    """One fault of a plan, with every random choice already made.
-
-    ``role`` is resolved when the fault is injected: ``active`` is the node holding the term then,
-    ``standby`` the ``pick``-th (modulo) of the other nodes sorted by name, ``""`` means every node.
-    ``seconds`` is the pause length, the hold time of a store fault or clock step, or the delay before the
-    racing fault; ``mode`` the store mode, the switchover route (``admin``/``cli``) or the racing fault
-    (``kill``/``pause``); ``value`` the ``slow`` delay or the wall-clock step.
-    """
-
-    kind: str
-    role: str = ""
-    pick: int = 0
-    seconds: float = 0.0
-    mode: str = ""
-    value: float = 0.0
-
-    def describe(self) -> str:
-        """A one-line human description, e.g. ``pause_active_long 3.42 s``."""
-        parts = [self.kind]
-        if self.kind in ("store_one", "spool_one", "folder_one", "wall_step", "switchover") and self.role:
-            parts.append(self.role)
-        if self.mode:
-            parts.append(self.mode)
-        if self.kind in {"store_one", "store_all", "spool_one", "folder_one"}:
-            if self.mode == "slow":
-                parts.append(f"delay {self.value:.2f} s")
-            parts.append(f"for {self.seconds:.2f} s")
-        elif self.kind == "wall_step":
-            parts.append(f"{self.value:+.0f} s for {self.seconds:.2f} s")
-        elif self.kind == "kill_active":
-            parts.append(f"restart after {self.seconds:.2f} s")
-        elif self.kind == "switchover_race":
-            parts.append(f"after {self.seconds:.2f} s")
-        elif self.seconds:
-            parts.append(f"{self.seconds:.2f} s")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class RunPlan:
-    """Everything random about one run, drawn from ``random.Random(seed + run)`` by :func:`make_plan`."""
-
-    seed: int
-    run: int
-    nodes: tuple[str, ...]
-    faults: tuple[FaultStep, ...]
-
-
-def _draw(rng: random.Random, kind: str, timeout: float) -> FaultStep:
-    pick = rng.randrange(8)
-    if kind == "kill_active":
-        return FaultStep(kind, "active", pick, seconds=round(rng.uniform(0.0, 2.0), 3))
-    if kind.startswith("pause_"):
-        role = "active" if "_active_" in kind else "standby"
-        if kind.endswith("_short"):
-            seconds = rng.uniform(0.2, 0.4 * timeout)  # inside the budget: nothing may happen
-        else:
-            seconds = rng.uniform(timeout + 0.5, timeout + 1.5)  # past the timeout
-        return FaultStep(kind, role, pick, seconds=round(seconds, 3))
-    if kind in ("store_one", "store_all"):
-        mode = rng.choice(STORE_FAULT_MODES)
-        delay = round(rng.uniform(0.05, 0.8), 3) if mode == "slow" else 0.0
-        role = rng.choice(("active", "standby")) if kind == "store_one" else ""
-        return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 3.0), 3), mode=mode, value=delay)
-    if kind in ("spool_one", "folder_one"):
-        mode = rng.choice(SPOOL_FAULT_MODES)
-        delay = round(rng.uniform(0.05, 0.8), 3) if mode == "slow" else 0.0
-        role = rng.choice(("active", "standby"))
-        return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 3.0), 3), mode=mode, value=delay)
-    if kind == "kill_worker":
-        return FaultStep(kind, "active", pick, seconds=round(rng.uniform(1.0, 2.0), 3))
-    if kind == "wall_step":
-        role = rng.choice(("active", "standby"))
-        return FaultStep(kind, role, pick, seconds=round(rng.uniform(1.0, 2.5), 3), value=rng.choice(WALL_STEPS))
-    if kind == "switchover":
-        role = rng.choice(("standby", ""))  # a named target, or the best standby
-        return FaultStep(kind, role, pick, mode=rng.choice(("admin", "cli")))
-    if kind == "switchover_race":
-        return FaultStep(
-            kind, "active", pick, seconds=round(rng.uniform(0.0, 1.0), 3), mode=rng.choice(("kill", "pause"))
-        )
-    if kind == "restart_all":
-        return FaultStep(kind)
-    raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-
-
-def make_plan(
-    seed: int,
-    run: int,
-    *,
-    faults: int = 4,
-    nodes: int = 2,
-    kinds: Sequence[str] = FAULT_KINDS,
-    timeout: float = CHAOS_TIMING["timeout"],
-) -> RunPlan:
-    """The fault plan of run ``run`` of seed ``seed``: ``faults`` faults drawn from ``kinds``.
-
-    Deterministic: the same arguments always give the same plan (it reads only ``random.Random(seed + run)``).
-    Raises ``ValueError`` for an unknown kind, fewer than one fault, or a node count other than 2 or 3.
-    """
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
-    if unknown or not kinds:
-        raise ValueError(f"fault kinds {list(kinds)!r}: {unknown or 'none given'} not in {', '.join(FAULT_KINDS)}")
-    if faults < 1:
-        raise ValueError(f"faults per run must be at least 1, not {faults}")
-    if nodes not in (2, 3):
-        raise ValueError(f"nodes must be 2 or 3, not {nodes}")
-    rng = random.Random(seed + run)
-    steps = tuple(_draw(rng, rng.choice(tuple(kinds)), timeout) for _ in range(faults))
-    return RunPlan(seed, run, tuple(sorted(PRIORITIES, key=lambda n: -PRIORITIES[n])[:nodes]), steps)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -355,174 +185,6 @@ class RunResult:
                 "partial": self.partial,
             },
         }
-
-
-# ------------------------------------------------------------------------------------------------- feeder
-
-
-class _Feeder:
-    """Submits one two-page fax every ``interval`` seconds on its own thread; keeps every id it was given."""
-
-    def __init__(self, spool: DirectorySpool, document: Path, interval: float, number: str = REMOTE) -> None:
-        self.spool, self.document, self.interval, self.number = spool, document, interval, number
-        self.ids: list[str] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="chaos-feeder", daemon=True)
-        self.options = SubmitOptions(retry_delay_s=0.3, backoff=1.0, max_delay_s=1.0, max_attempts=100)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.ids.append(self.spool.submit(self.document, self.number, self.options))
-            except Exception as exc:  # a refused submit is a finding, not a crash of the run
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-
-# ------------------------------------------------------------------------------------------ exchange world
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
-def _section(title: str, keys: dict[str, Any]) -> str:
-    return f"\n[{title}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items())
-
-
-class _ExchangeWorld:
-    """The exchange world of one run: the exchange, the remote fax machine, and each node's card and line TOML.
-
-    Timing: the constructor starts the exchange (threads in this process, listening on loopback) and attaches
-    the remote machine; :meth:`close` stops both within about a second. The ``pbx`` strategy's webhook
-    (``PUT /routes/DID`` carrying the term, then a read-back ``GET``) is a compare-and-set on the route's term
-    at the exchange, so an old active can never route the number back to itself.
-    """
-
-    TOKEN = "chaos-admin-token"  # noqa: S105 - the throw-away exchange's admin token, not a secret
-
-    def __init__(self, nodes: Sequence[str]) -> None:
-        lines: list[dict[str, Any]] = [{"name": f"pri-{n}", "kind": CARD} for n in nodes]
-        lines += [
-            {"name": "remote", "kind": "trunk", "channels": 60, "number": REMOTE},
-            {"name": "callers", "kind": "trunk", "channels": 60, "number": CALLERS},
-        ]
-        plan = {
-            "lines": lines,
-            "routes": [{"number": DID, "lines": [f"pri-{nodes[0]}"]}],
-            "token": self.TOKEN,
-            "answer_timeout": CALL_TIMEOUT,
-        }
-        self.server = ExchangeServer(plan).start()
-        try:
-            self.remote = RemoteFaxMachine(self.server.addresses.endpoints, "remote", label="remote")
-        except BaseException:
-            self.server.stop()
-            raise
-        url = f"{self.server.addresses.admin}/routes/{DID}"
-        self.line = _section(
-            "line",
-            {
-                "strategy": "pbx",
-                "transport": "webhook",
-                "url": url,
-                "method": "PUT",
-                "token": self.TOKEN,
-                "body": {"lines": ["{target}"], "term": "{term}", "set_by": "{node}"},
-                "verify_url": url,
-                "state": "shared/lines.json",
-                "targets": {n: f"pri-{n}" for n in nodes},
-                "retry_interval": 0.2,
-                "timeout": 1.0,
-            },
-        )
-
-    def node_extra(self, name: str) -> str:
-        """The node's ``[[device]]`` (a T1 card on ``pri-NAME``, logging to ``NAME-device.jsonl``) and ``[line]``."""
-        device = {
-            "driver": "isdn",
-            "name": "pri0",
-            "exchange": self.server.addresses.endpoints,
-            "card": CARD,
-            "lines": [f"pri-{name}"],
-            "page_seconds": PAGE_SECONDS,
-            "answer_timeout": CALL_TIMEOUT,
-            "page_timeout": CALL_TIMEOUT,
-            "log": f"{name}-device.jsonl",
-        }
-        return _section("[device]", device) + self.line
-
-    def close(self) -> None:
-        self.remote.close()
-        self.server.stop()
-
-
-class _Callers:
-    """Dials :data:`DID` every ``interval`` seconds from the ``callers`` trunk, each call on its own thread.
-
-    Every call sends :data:`INBOUND_PAGES` pages rendered for that call alone (so the inbound audit can match
-    each confirmed page to exactly one stored page). Timing: a call takes at most ``CALL_TIMEOUT`` to be
-    answered plus ``CALL_TIMEOUT`` a page; :meth:`stop` waits for the calls still up (bounded).
-    """
-
-    def __init__(self, address: str, interval: float) -> None:
-        self.machine = RemoteFaxMachine(address, "callers", label="caller")
-        self.interval = interval
-        self.placed = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._calls: list[threading.Thread] = []
-        self._thread = threading.Thread(target=self._loop, name="chaos-callers", daemon=True)
-
-    @property
-    def results(self) -> list[SendResult]:
-        """How every finished call ended, as the caller saw it."""
-        return list(self.machine.sent)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.placed += 1
-            number = self.placed
-            pages = [
-                split_document(text_document(None, [[f"chaos inbound call {number}", f"page {i + 1}"]], fine=False))[0]
-                for i in range(INBOUND_PAGES)
-            ]
-            call = threading.Thread(target=self._call, args=(pages,), name=f"chaos-call-{number}", daemon=True)
-            with self._lock:
-                self._calls.append(call)
-            call.start()
-            self._stop.wait(self.interval)
-
-    def _call(self, pages: list[bytes]) -> None:
-        self.machine.send(DID, pages, answer_timeout=CALL_TIMEOUT, page_timeout=CALL_TIMEOUT)
-
-    def stop(self) -> None:
-        """Place no more calls and wait for the calls still up (each bounded by its timeouts)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        with self._lock:
-            calls = list(self._calls)
-        deadline = time.monotonic() + CALL_TIMEOUT * (INBOUND_PAGES + 2)
-        for call in calls:
-            call.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        self.machine.close()
 
 
 # --------------------------------------------------------------------------------------------------- run
