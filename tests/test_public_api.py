@@ -21,3 +21,22 @@ def test_runtime_does_not_import_the_test_harness() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_imports_without_posix_only_modules_and_the_spool_says_why_it_cannot_run() -> None:
+    """On Windows (no fcntl, termios, pty, pwd, grp, resource) the package and its CLI still import; the spool
+    refuses with a clear error at first use instead of an ImportError at import."""
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "for m in ('fcntl', 'termios', 'pty', 'tty', 'pwd', 'grp', 'resource'):\n"
+        "    sys.modules[m] = None\n"
+        "import zetafailover, zetafailover.cli\n"
+        "from zetafailover.spool.directory import DirectorySpool\n"
+        "try:\n"
+        "    DirectorySpool(pathlib.Path(tempfile.mkdtemp()) / 'spool', node='x').advance_term(1)\n"
+        "except zetafailover.UnsupportedPlatformError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "refused:" in out.stdout and "flock(2)" in out.stdout

@@ -31,6 +31,7 @@ from zetafailover.errors import (
     TermConflictError,
     TimingError,
     TimingMismatchError,
+    UnsupportedPlatformError,
     ValidationError,
     ZetafailoverError,
 )
@@ -163,6 +164,7 @@ __all__ = [
     "Timing",
     "TimingError",
     "TimingMismatchError",
+    "UnsupportedPlatformError",
     "Transition",
     "ValidationError",
     "WebhookTransport",

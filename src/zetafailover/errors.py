@@ -100,3 +100,7 @@ class SwitchoverRefusedError(ZetafailoverError):
 
 class PluginError(ZetafailoverError):
     """A plugin could not be loaded, or no plugin provides what the configuration asks for."""
+
+
+class UnsupportedPlatformError(ZetafailoverError):
+    """A part needs an operating-system feature this platform lacks (e.g. ``flock(2)`` on Windows)."""

@@ -8,7 +8,6 @@ sharing the folder: a request stamped with a lower term than the file holds is r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zetafailover._atomic import atomic_write, read_regular_file
+from zetafailover._flock import lock
 from zetafailover.errors import LineSwitchError
 
 __all__ = ["Holder", "HolderRecord"]
@@ -102,7 +102,7 @@ class Holder:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                lock(fd)
                 yield
             finally:
                 os.close(fd)

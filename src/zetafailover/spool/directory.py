@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from zetafailover._atomic import atomic_write, read_regular_file
+from zetafailover._flock import lock
 from zetafailover.clock import SystemClock
 from zetafailover.errors import StaleTermError, ValidationError, ZetafailoverError
 from zetafailover.interfaces import Clock
@@ -192,8 +192,8 @@ class DirectorySpool:
             raise
         try:
             try:
-                fcntl.flock(gate, fcntl.LOCK_EX)
-                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                lock(gate)
+                lock(fd, exclusive=exclusive)
             finally:
                 os.close(gate)
             yield
@@ -217,7 +217,7 @@ class DirectorySpool:
         With ``wait=False`` raises :class:`BlockingIOError` at once if another transition holds the flock.
         """
         with self._open_item(kind, item_id) as fd:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the close
+            lock(fd, wait=wait)  # released when the descriptor is closed
             yield fd
 
     @contextlib.contextmanager

@@ -28,7 +28,6 @@ planted in the spool is never followed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import stat
@@ -38,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from zetafailover._atomic import FILE_MODE
+from zetafailover._flock import lock
 from zetafailover.errors import ValidationError
 from zetafailover.spool.jobs import validate_id
 
@@ -375,7 +375,7 @@ class InflightTable:
     def _locked(self, exclusive: bool) -> Iterator[tuple[int, bytes]]:
         fd = self._open()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            lock(fd, exclusive=exclusive)
             yield fd, _read_fd(fd, str(self.path), MAX_LOG)
         finally:
             os.close(fd)
