@@ -674,6 +674,11 @@ class SimulatedModem:
             return
         self._tx_data = data
         if self._st.fclass == "2":
+            # Class 2 accepts the data with OK before +FET; a real modem says it only once the page is out on
+            # the line, which takes seconds (efax divides by the page time, in whole seconds).
+            pause = self._page_started + self.min_page_seconds - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             self._result("OK")  # data accepted; +FET=<ppm> follows
             return
         self._post_page({ord(","): 0, ord(";"): 1, ord("."): 2}.get(ppm, 2))
