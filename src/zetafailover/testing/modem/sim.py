@@ -1006,6 +1006,9 @@ class SimulatedModem:
             self._c1_queue(t30.Frame(t30.CFR if good else t30.FTT))
         elif st.role == "tx":
             st.page_data = data
+            # OK only once the page would have left at line speed: the host's data came in one burst (a pty has
+            # no line rate), and a host may time the page from its first byte (efax divides by the seconds).
+            time.sleep(self.min_page_seconds)
         self._result("OK")
 
     def _c1_drop_while_host_sends(self) -> None:
