@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ControlFile"]
+__all__ = ["ControlFile", "parse_mode_section"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,3 +56,23 @@ class ControlFile(Generic[T]):
         except ValueError as exc:
             _log.error("ignoring the fault control file: %s", exc)
             return None
+
+
+def parse_mode_section(data: Mapping[str, Any], key: str, modes: Sequence[str], source: str) -> tuple[str, float]:
+    """Check the ``key`` table of a control file (``{"mode": ..., "delay": seconds}``); returns (mode, delay).
+
+    Raises :class:`ValueError` naming ``source``, the key and the bad value: a mode outside ``modes``, a delay
+    outside 0–3600 s, or ``slow`` without a delay. A missing table means ``("ok", 0.0)``.
+    """
+    section = data.get(key, {})
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{source}: '{key}' must be a table, not {section!r}")
+    mode = section.get("mode", "ok")
+    if mode not in modes:
+        raise ValueError(f"{source}: {key}.mode {mode!r} is not one of {', '.join(modes)}")
+    delay = section.get("delay", 0.0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
+        raise ValueError(f"{source}: {key}.delay {delay!r} must be a number of seconds from 0 to 3600")
+    if mode == "slow" and delay <= 0:
+        raise ValueError(f"{source}: {key}.mode 'slow' needs {key}.delay > 0, not {delay!r}")
+    return str(mode), float(delay)

@@ -72,7 +72,7 @@ from zetafailover.interfaces import (
     SwitchoverRequest,
 )
 from zetafailover.plugins import hookimpl
-from zetafailover.testing.control_file import ControlFile
+from zetafailover.testing.control_file import ControlFile, parse_mode_section
 from zetafailover.testing.faulty_spool import ControlledSpool
 from zetafailover.testing.faulty_store import FaultyStore
 
@@ -161,21 +161,11 @@ def parse_control(data: Mapping[str, Any], source: str = "<control>") -> tuple[s
 
     Raises :class:`ValueError` naming ``source``, the key and the bad value.
     """
-    store = data.get("store", {})
-    if not isinstance(store, Mapping):
-        raise ValueError(f"{source}: 'store' must be a table, not {store!r}")
-    mode = store.get("mode", "ok")
-    if mode not in STORE_MODES:
-        raise ValueError(f"{source}: store.mode {mode!r} is not one of {', '.join(STORE_MODES)}")
-    delay = store.get("delay", 0.0)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
-        raise ValueError(f"{source}: store.delay {delay!r} must be a number of seconds from 0 to 3600")
-    if mode == "slow" and delay <= 0:
-        raise ValueError(f"{source}: store.mode 'slow' needs store.delay > 0, not {delay!r}")
+    mode, delay = parse_mode_section(data, "store", STORE_MODES, source)
     offset = data.get("wall_offset", 0.0)
     if isinstance(offset, bool) or not isinstance(offset, int | float) or abs(offset) > 400 * 86400:
         raise ValueError(f"{source}: wall_offset {offset!r} must be a number of seconds within ±400 days")
-    return str(mode), float(delay), float(offset)
+    return mode, delay, float(offset)
 
 
 class _Unreadable(StoreUnavailableError):

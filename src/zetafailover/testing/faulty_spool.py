@@ -48,7 +48,7 @@ from zetafailover.interfaces import Clock
 from zetafailover.spool.directory import DirectorySpool
 from zetafailover.spool.jobs import HistoryEntry, Inbound, InboundState, Job, JobState, SubmitOptions
 from zetafailover.spool.tiff import DEFAULT_MAX_PAGES
-from zetafailover.testing.control_file import ControlFile
+from zetafailover.testing.control_file import ControlFile, parse_mode_section
 
 __all__ = [
     "SPOOL_MODES",
@@ -88,24 +88,14 @@ def parse_spool_control(data: Mapping[str, Any], source: str = "<control>") -> S
 
     Raises :class:`ValueError` naming ``source``, the key and the bad value. Never blocks.
     """
-    spool = data.get("spool", {})
-    if not isinstance(spool, Mapping):
-        raise ValueError(f"{source}: 'spool' must be a table, not {spool!r}")
-    mode = spool.get("mode", "ok")
-    if mode not in SPOOL_MODES:
-        raise ValueError(f"{source}: spool.mode {mode!r} is not one of {', '.join(SPOOL_MODES)}")
-    delay = spool.get("delay", 0.0)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
-        raise ValueError(f"{source}: spool.delay {delay!r} must be a number of seconds from 0 to 3600")
-    if mode == "slow" and delay <= 0:
-        raise ValueError(f"{source}: spool.mode 'slow' needs spool.delay > 0, not {delay!r}")
+    mode, delay = parse_mode_section(data, "spool", SPOOL_MODES, source)
     worker = data.get("worker", {})
     if not isinstance(worker, Mapping):
         raise ValueError(f"{source}: 'worker' must be a table, not {worker!r}")
     kill = worker.get("kill", "")
     if not isinstance(kill, str) or len(kill) > 64:
         raise ValueError(f"{source}: worker.kill {kill!r} must be a token string of at most 64 characters")
-    return SpoolFaults(str(mode), float(delay), kill)
+    return SpoolFaults(mode, delay, kill)
 
 
 class ControlledSpool(DirectorySpool):
