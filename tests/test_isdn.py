@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,6 +201,27 @@ def test_send_resumes_at_first_page_and_refuses_off_line(
     out = device.send(fax, confirmed.append)
     assert out.ok and out.pages_confirmed == 4 and confirmed == [2, 3]
     assert remote.pages_received() == split_document(doc.read_bytes())[2:]
+    device.close()
+    remote.close()
+
+
+def test_a_call_answered_after_the_node_lost_its_term_is_not_taken_up(
+    exchange: ExchangeServer, spool: DirectorySpool, tmp_path: Path
+) -> None:
+    """The guard allowed the dial, then (a pause past the self-fence deadline) no longer allows acting: the
+    answered call is cleared, no page is sent, and nothing is logged as connected under the old term."""
+    device = make_device(exchange, log_path=tmp_path / "dev.jsonl")
+    device.open(spool)
+    remote = RemoteFaxMachine(exchange.addresses.endpoints, "remote", label="far")
+    answers = iter([True])  # allowed once: before the dial; never again
+    device.guard = lambda term: next(answers, False)
+    device.start(1)
+    fax = OutboundFax("J1", REMOTE, (str(document(tmp_path / "d.tif", 2)),), term=1, page_count=2)
+    out = device.send(fax, lambda i: pytest.fail("no page may be confirmed"))
+    assert not out.ok and "may no longer act" in out.reason
+    assert remote.pages_received() == []
+    events = [json.loads(line)["event"] for line in (tmp_path / "dev.jsonl").read_text().splitlines()]
+    assert "connected" not in events and "page" not in events and "hangup" in events
     device.close()
     remote.close()
 

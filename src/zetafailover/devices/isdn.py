@@ -625,6 +625,12 @@ class IsdnDevice:
         except CallCleared as exc:
             self._log("dial_failed", term, job=fax.job_id, number=fax.number, cause=exc.cause)
             return SendOutcome(False, first, cause_text(exc.cause), retryable=exc.cause in RETRYABLE_CAUSES)
+        if not self._allowed(term):
+            # The node lost its right to act while the far end was answering (a pause past its self-fence
+            # deadline, a takeover): the answered call is not taken up; the next active sends the fax.
+            self.card.disconnect(call, Cause.TEMPORARY_FAILURE)
+            self._log("hangup", term, job=fax.job_id, page=first, reason="may no longer act once the call connected")
+            return SendOutcome(False, first, f"device {self.name}: the node may no longer act under term {term}")
         self._log("connected", term, job=fax.job_id, number=fax.number, channel=call.channel)
         confirmed = first
         try:
