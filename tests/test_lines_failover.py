@@ -248,6 +248,8 @@ def test_ysplitter_paused_active_blocks_the_line_until_fenced(folder: Path) -> N
                 result = callers.send(DID, unique_fax(folder, f"y{i}", 2))
                 assert result.ok and result.answered_by == "fax1", result
             # a call that fax1 answers, then fax1 is paused mid-call: its modem stays off-hook
+            # the line may still be clearing the previous call for a moment (busy, cause 17): dial once it is idle
+            wait(lambda: not ex.line_busy("shared-line"), 10, "the shared line idle again", nodes)
             leg = callers.endpoint.dial(DID)
             leg.wait_for("connected", 10)
             assert ex.line_busy("shared-line")
