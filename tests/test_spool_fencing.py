@@ -204,6 +204,56 @@ def test_recovery_reads_only_the_in_flight_index(tmp_path: Path, monkeypatch: py
     assert len(opened) == 3, f"recovery read {len(opened)} jobs for 3 in flight"
 
 
+def test_recovery_syncs_the_queue_folder_once_per_batch_not_once_per_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A takeover with many jobs in flight pays one queue-folder fsync per batch of BATCH jobs."""
+    from zetafailover.spool.recovery import BATCH
+
+    s = DirectorySpool(tmp_path / "spool", node="a", clock=FakeClock())
+    s.advance_term(1)
+    doc = tmp_path / "d.tif"
+    write_tiff(doc, [[bytes(216)]] * 3)
+    inflight = BATCH + 22
+    s._bulk_create_queued(doc, "1", inflight + 5)
+    claimed = []
+    for k in range(inflight):
+        job = s.claim(1, f"m{k}")
+        assert job is not None
+        if k % 2:
+            s.page_confirmed(job.id, 0, 1)
+        claimed.append(job.id)
+    faxes = [s.begin_receive("isdn0", "+4930", 1) for _ in range(3)]
+    s.receive_page(faxes[0], b"page", 1)
+    queue_ino = os.stat(tmp_path / "spool" / "queue").st_ino
+    syncs = {"queue": 0, "all": 0}
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        syncs["all"] += 1
+        if os.fstat(fd).st_ino == queue_ino:
+            syncs["queue"] += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    s.advance_term(2)
+    requeued = s.recover(2)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert sorted(requeued) == sorted(claimed)
+    assert syncs["queue"] == 2, f"{syncs['queue']} queue-folder fsyncs for {inflight} jobs in {BATCH}-job batches"
+    assert s._inflight.ids() == []
+    assert os.listdir(tmp_path / "spool" / "receiving") == []
+    assert all(s.get_inbound(f).state == InboundState.PARTIAL for f in faxes)
+    pending = {j.id: j for j in s.jobs(JobState.QUEUED)}
+    assert set(claimed) <= set(pending)
+    assert all(pending[j].pages_confirmed == (k % 2) for k, j in enumerate(claimed))
+    assert s.recover(2) == []  # idempotent
+    got = set()
+    while (job := s.claim(2, "b")) is not None:
+        got.add(job.id)
+    assert set(claimed) <= got, "a re-queued job has no queue entry"
+
+
 def test_concurrent_submit_claim_complete_loses_no_queue_entry(tmp_path: Path) -> None:
     """Regression: a claim racing a submit (or a retry) must not drop the queue entry it is about to use."""
     s = DirectorySpool(tmp_path / "spool", node="a")

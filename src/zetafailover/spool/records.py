@@ -159,6 +159,7 @@ class RecordLog:
     def __init__(self, fd: int, data: bytes) -> None:
         self.fd = fd
         self.size = len(data)
+        self._grown = False
         self._data = bytearray(data)
         self.entries: list[tuple[int, int, int]] = []  # (seq, payload offset, payload length)
         offset = 0
@@ -211,6 +212,15 @@ class RecordLog:
             return None
         return out if isinstance(out, dict) else None
 
+    def sync(self) -> None:
+        """Make every record appended so far durable: ``fdatasync`` (an overwrite of preallocated blocks), or
+        a full ``fsync`` if the log grew since the last sync."""
+        if self._grown:
+            os.fsync(self.fd)
+            self._grown = False
+        else:
+            os.fdatasync(self.fd)
+
     def latest(self) -> dict[str, Any] | None:
         """The body of the last intact record, or None for an empty log."""
         return self.body(-1) if self.entries else None
@@ -222,21 +232,24 @@ class RecordLog:
                 yield body
 
     def append(self, body: dict[str, Any], *, durable: bool = True) -> int:
-        """Append ``body`` as record ``next_seq`` (sets ``body['seq']``); durable when it returns."""
+        """Append ``body`` as record ``next_seq`` (sets ``body['seq']``); durable when it returns.
+
+        With ``durable=False`` the record is written but not synced: the caller calls :meth:`sync` before it
+        relies on it (recovery writes many logs, then syncs them one after the other).
+        """
         seq = self.next_seq
         body["seq"] = seq
         data = encode_record(seq, body)
         new_end = _blocks(self.end + len(data))
         if new_end <= self.size:
             _pwrite_all(self.fd, data, self.end)
-            if durable:
-                os.fdatasync(self.fd)
         else:  # grow: the record plus a fresh run of zero blocks, then a full fsync (size and block map change)
             grown = max(new_end + PREALLOC * BLOCK, 2 * self.size)
             _pwrite_all(self.fd, data + bytes(grown - self.end - len(data)), self.end)
             self.size = grown
-            if durable:
-                os.fsync(self.fd)
+            self._grown = True
+        if durable:
+            self.sync()
         self.entries.append((seq, self.end + _HEADER.size, len(data) - _HEADER.size))
         if len(self._data) < self.end + len(data):
             self._data.extend(bytes(self.end + len(data) - len(self._data)))
@@ -427,11 +440,14 @@ class InflightTable:
         finally:
             os.close(sync_fd)
 
-    def remove(self, job_id: str) -> None:
-        """Clear every slot naming ``job_id`` (not synced; see the class docstring)."""
+    def remove(self, *job_ids: str) -> None:
+        """Clear every slot naming one of ``job_ids`` in one pass (not synced; see the class docstring)."""
+        gone = set(job_ids)
+        if not gone:
+            return
         with self._locked(exclusive=True) as (fd, data):
             for off, held in self._slots(data):
-                if held == job_id:
+                if held in gone:
                     _pwrite_all(fd, bytes(_SLOT), off)
 
     def ids(self) -> list[str]:
