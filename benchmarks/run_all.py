@@ -419,6 +419,9 @@ def _heartbeat_rows(result: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+_FS_COSTS = ("mkdir_us", "create_file_us", "overwrite_fdatasync_us", "link_dir_fsync_us")
+
+
 def _spool_rows(r: Mapping[str, Any]) -> list[str]:
     rows = [
         f"| directory spool, {r.get('workers', '?')} workers | {_s(r.get('directory_jobs_per_s'), ' jobs/s', 1)} |",
@@ -431,8 +434,24 @@ def _spool_rows(r: Mapping[str, Any]) -> list[str]:
             f"| one worker: directory / SQLite | {_s(single.get('directory_jobs_per_s'), '', 1)} / "
             f"{_s(single.get('sqlite_jobs_per_s'), ' jobs/s', 1)} |"
         )
+    latency = r.get("latency")
+    if isinstance(latency, dict):
+        for step in ("submit", "claim", "complete"):
+            d, q = latency.get("directory", {}).get(step, {}), latency.get("sqlite", {}).get(step, {})
+            if not d and not q:
+                continue
+            rows.append(
+                f"| {step} latency p50 / p99: directory · SQLite | {_s(d.get('p50_ms'), '', 2)} / "
+                f"{_s(d.get('p99_ms'), ' ms', 2)} · {_s(q.get('p50_ms'), '', 2)} / {_s(q.get('p99_ms'), ' ms', 2)} |"
+            )
     if "term_lock_us" in r:
         rows.append(f"| term lock round (fencing cost) | {_s(r.get('term_lock_us'), ' µs', 1)} |")
+    costs = r.get("file_system_us")
+    if isinstance(costs, dict):
+        rows.append(
+            f"| file system: mkdir · new file · 4 KiB overwrite + fdatasync · link + folder fsync "
+            f"| {' · '.join(_s(costs.get(k), ' µs', 0) for k in _FS_COSTS)} |"
+        )
     recovery = r.get("recovery")
     if isinstance(recovery, dict):
         rows.append(

@@ -1,6 +1,8 @@
 """Benchmark: durable submit → claim → complete throughput of the DirectorySpool against a SQLite queue
 (WAL, synchronous=FULL) doing the same transitions (term check, state change, history row) on the same
-disk in the same run; and the recovery time after a takeover with a big queue and some jobs in flight.
+disk in the same run, with each transition's latency (p50/p99); the cost of the file-system primitives on that
+folder (what the machine's state makes an inode or a sync cost); and the recovery time after a takeover with a
+big queue and some jobs in flight.
 
     python benchmarks/spool.py --jobs 400 --json
     python benchmarks/spool.py --jobs 400 --recovery-queued 100000 --recovery-inflight 100 --json
@@ -117,15 +119,28 @@ class SqliteQueue:
 
 
 def run_loop(submit: Callable[[], object], claim: Callable[[], object], complete: Callable[[Any], object],
-             jobs: int, workers: int) -> float:  # fmt: skip
-    """jobs/s for ``jobs`` submit → claim → complete cycles run by ``workers`` threads."""
+             jobs: int, workers: int, *, latencies: dict[str, list[float]] | None = None) -> float:  # fmt: skip
+    """jobs/s for ``jobs`` submit → claim → complete cycles run by ``workers`` threads.
+
+    With ``latencies``, each call's duration (seconds) is appended to ``latencies["submit"|"claim"|"complete"]``
+    (a claim that found nothing and was repeated counts as one call, from its first try)."""
+    lat = latencies if latencies is not None else {}
+    for key in ("submit", "claim", "complete"):
+        lat.setdefault(key, [])
 
     def one(_: int) -> None:
+        t0 = time.perf_counter()
         submit()
+        t1 = time.perf_counter()
         got = claim()
         while got is None:  # another worker took the job this one submitted; its own is about to appear
             got = claim()
+        t2 = time.perf_counter()
         complete(got)
+        t3 = time.perf_counter()
+        lat["submit"].append(t1 - t0)
+        lat["claim"].append(t2 - t1)
+        lat["complete"].append(t3 - t2)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as ex:
@@ -133,23 +148,88 @@ def run_loop(submit: Callable[[], object], claim: Callable[[], object], complete
     return jobs / (time.perf_counter() - start)
 
 
-def bench_throughput(base: Path, jobs: int, workers: int) -> dict[str, float]:
-    doc = make_document(base / "doc.tif")
+def percentiles_ms(samples: list[float]) -> dict[str, float]:
+    """p50 and p99 of ``samples`` (seconds) in milliseconds."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99)}
+
+
+def file_system_costs(base: Path, n: int = 200) -> dict[str, float]:
+    """Microseconds per primitive on the benchmark's folder, measured before the queues run: what the two
+    designs pay for. Creating an inode (``mkdir``, a new file) is the spool's cost that SQLite never pays;
+    on ext4 it varies by an order of magnitude with how many inodes were freed in the last minutes (the
+    allocator skips recently deleted ones), so the figure says which state the machine was in."""
+    work = base / "fs-costs"
+    work.mkdir()
+    blob = bytes(4096)
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[int], object]) -> None:
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        out[name] = round((time.perf_counter() - t0) / n * 1e6, 1)
+
+    timed("mkdir_us", lambda i: os.mkdir(work / f"d{i}"))
+    timed("create_file_us", lambda i: os.close(os.open(work / f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644)))
+    fd = os.open(work / "prealloc", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.pwrite(fd, bytes(16 * 4096), 0)
+        os.fsync(fd)
+
+        def overwrite(i: int) -> None:
+            os.pwrite(fd, blob, (i % 16) * 4096)
+            os.fdatasync(fd)
+
+        timed("overwrite_fdatasync_us", overwrite)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(work, os.O_RDONLY)
+    try:
+
+        def link(i: int) -> None:
+            os.link(work / "prealloc", work / f"l{i}")
+            os.fsync(dir_fd)
+
+        timed("link_dir_fsync_us", link)
+    finally:
+        os.close(dir_fd)
+    return out
+
+
+def bench_throughput(base: Path, jobs: int, workers: int) -> dict[str, Any]:
+    doc = make_document(base / f"doc-{workers}.tif")
     spool = DirectorySpool(base / f"spool-{workers}", node="bench")
     spool.advance_term(1)
+    dir_lat: dict[str, list[float]] = {}
     dir_rate = run_loop(
         lambda: spool.submit(doc, "+1 555 0100"),
         lambda: spool.claim(1, "m0"),
         lambda job: spool.complete(job.id, 1, ok=True),
         jobs,
         workers,
+        latencies=dir_lat,
     )
     q = SqliteQueue(base / f"queue-{workers}.db")
+    sql_lat: dict[str, list[float]] = {}
     sql_rate = run_loop(
-        lambda: q.submit(doc, "+15550100"), lambda: q.claim(1, "m0"), lambda job: q.complete(job, 1), jobs, workers
+        lambda: q.submit(doc, "+15550100"),
+        lambda: q.claim(1, "m0"),
+        lambda job: q.complete(job, 1),
+        jobs,
+        workers,
+        latencies=sql_lat,
     )
     return {"directory_jobs_per_s": round(dir_rate, 1), "sqlite_jobs_per_s": round(sql_rate, 1),
-            "ratio": round(dir_rate / sql_rate, 3)}  # fmt: skip
+            "ratio": round(dir_rate / sql_rate, 3),
+            "latency": {"directory": {k: percentiles_ms(v) for k, v in dir_lat.items()},
+                        "sqlite": {k: percentiles_ms(v) for k, v in sql_lat.items()}}}  # fmt: skip
 
 
 def bench_lock(base: Path, n: int = 2000) -> float:
@@ -201,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             "jobs": args.jobs,
             "workers": args.workers,
         }
+        result["file_system_us"] = file_system_costs(base)
         result.update(bench_throughput(base, args.jobs, args.workers))
         if args.workers != 1:
             result["single_worker"] = bench_throughput(base, args.jobs, 1)
