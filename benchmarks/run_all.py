@@ -434,6 +434,13 @@ def _spool_rows(r: Mapping[str, Any]) -> list[str]:
             f"| one worker: directory / SQLite | {_s(single.get('directory_jobs_per_s'), '', 1)} / "
             f"{_s(single.get('sqlite_jobs_per_s'), ' jobs/s', 1)} |"
         )
+    procs = r.get("processes")
+    if isinstance(procs, dict):
+        rows.append(
+            f"| {r.get('workers', '?')} processes instead of threads: directory / SQLite (ratio) "
+            f"| {_s(procs.get('directory_jobs_per_s'), '', 1)} / {_s(procs.get('sqlite_jobs_per_s'), ' jobs/s', 1)} "
+            f"({_s(procs.get('ratio'), '', 3)}) |"
+        )
     latency = r.get("latency")
     if isinstance(latency, dict):
         for step in ("submit", "claim", "complete"):

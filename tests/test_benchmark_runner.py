@@ -192,6 +192,7 @@ def test_spool_heartbeat_and_channels_tables() -> None:
                     "directory": {"submit": {"p50_ms": 3.766, "p99_ms": 7.0}},
                     "sqlite": {"submit": {"p50_ms": 0.22, "p99_ms": 79.1}},
                 },
+                "processes": {"directory_jobs_per_s": 793.5, "sqlite_jobs_per_s": 1173.9, "ratio": 0.676},
                 "file_system_us": {"mkdir_us": 36.1, "create_file_us": 112.8, "overwrite_fdatasync_us": 107.2},
             },
         ),
@@ -220,6 +221,7 @@ def test_spool_heartbeat_and_channels_tables() -> None:
     assert "| directory spool, 4 workers | 463.7 jobs/s |" in page
     assert "| submit latency p50 / p99: directory · SQLite | 3.77 / 7.00 ms · 0.22 / 79.10 ms |" in page
     assert "claim latency" not in page  # no figures, no row
+    assert "| 4 processes instead of threads: directory / SQLite (ratio) | 793.5 / 1173.9 jobs/s (0.676) |" in page
     assert "overwrite + fdatasync · link + folder fsync | 36 µs · 113 µs · 107 µs · – |" in page
     assert "| throughput, 120 channels | 250.0 pages/s (peak 120 calls) |" in page
     assert "1.060 s → 1.136 s, ratio 1.07 ✔ (target ≤ 1.1)" in page
