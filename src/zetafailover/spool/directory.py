@@ -262,52 +262,37 @@ class DirectorySpool:
         data = _read_document(src)
         info = validate_tiff_bytes(data, str(src), max_pages=self.max_pages)
         now = self.clock.wall()
-        with self._dir(_JOBS) as jobs_fd:
-            job_id = _make_item_dir(jobs_fd, "J", now)
-            job_fd = rec.open_dir(job_id, dir_fd=jobs_fd)
-            try:
-                # The folder is invisible until its log holds an intact first record, so nothing needs a
-                # temporary name: the document, the (still empty, preallocated) log and the queue entry are
-                # written in place; then the document and the names are made durable, and only then the
-                # first record is written into the log and fdatasynced.
-                rec.write_new_file(job_fd, DOCUMENT_NAME, data, durable=False)
-                body = {
-                    "kind": "job",
-                    "id": job_id,
-                    "state": str(JobState.QUEUED),
-                    "number": dialled,
-                    "pages": info.page_count,
-                    "pages_confirmed": 0,
-                    "attempts": 0,
-                    "failures": 0,
-                    "options": _options_json(opts),
-                    "term": 0,
-                    "node": self.node,
-                    "device": "",
-                    "reason": "",
-                    "why": "submitted" + (f" by {opts.submitter}" if opts.submitter else ""),
-                    "submitted_at": now,
-                    "at": now,
-                    "next_try_at": DUE_NOW,
-                }
-                log_fd = rec.create_log(job_fd, None)
-                try:
-                    with self._dir(_QUEUE) as q_fd:
-                        rec.link_entry(job_fd, q_fd, _marker(QUEUED, now, job_id))
-                        doc_fd = os.open(DOCUMENT_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=job_fd)
-                        try:
-                            os.fsync(doc_fd)
-                        finally:
-                            os.close(doc_fd)
-                        os.fsync(q_fd)  # the queue entry is durable before the record that needs it
-                    os.fsync(job_fd)
-                    os.fsync(jobs_fd)
-                    rec.RecordLog.fresh(log_fd).append(body)
-                finally:
-                    os.close(log_fd)
-            finally:
-                os.close(job_fd)
-        return job_id
+
+        def first_record(job_id: str) -> dict[str, Any]:
+            return {
+                "kind": "job",
+                "id": job_id,
+                "state": str(JobState.QUEUED),
+                "number": dialled,
+                "pages": info.page_count,
+                "pages_confirmed": 0,
+                "attempts": 0,
+                "failures": 0,
+                "options": _options_json(opts),
+                "term": 0,
+                "node": self.node,
+                "device": "",
+                "reason": "",
+                "why": "submitted" + (f" by {opts.submitter}" if opts.submitter else ""),
+                "submitted_at": now,
+                "at": now,
+                "next_try_at": DUE_NOW,
+            }
+
+        return self._create_item(
+            _JOBS,
+            "J",
+            now,
+            index=_QUEUE,
+            entry=lambda job_id: _marker(QUEUED, now, job_id),
+            first_record=first_record,
+            document=data,
+        )
 
     def claim(self, term: int, device: str) -> Job | None:
         """Take the next due job (queued, or retry_wait whose time has come) into ``dialing`` for ``device``.
@@ -549,37 +534,26 @@ class DirectorySpool:
         device, caller = _clean_label(device, "device"), _clean_label(caller, "caller")
         with self._fenced(term, "begin_receive"):
             now = self.clock.wall()
-            with self._dir(_INBOUND) as in_fd:
-                fax_id = _make_item_dir(in_fd, "R", now)
-                fd = rec.open_dir(fax_id, dir_fd=in_fd)
-                try:
-                    body = {
-                        "kind": "inbound",
-                        "id": fax_id,
-                        "state": str(InboundState.RECEIVING),
-                        "device": device,
-                        "caller": caller,
-                        "pages": 0,
-                        "term": term,
-                        "node": self.node,
-                        "reason": "",
-                        "why": f"call from {caller or 'unknown'} answered on {device}",
-                        "started_at": now,
-                        "at": now,
-                    }
-                    log_fd = rec.create_log(fd, None)
-                    try:
-                        with self._dir(_RECEIVING) as r_fd:
-                            rec.link_entry(fd, r_fd, fax_id)
-                            os.fsync(r_fd)  # the index entry is durable before the record that needs it
-                        os.fsync(fd)
-                        os.fsync(in_fd)
-                        rec.RecordLog.fresh(log_fd).append(body)
-                    finally:
-                        os.close(log_fd)
-                finally:
-                    os.close(fd)
-        return fax_id
+
+            def first_record(fax_id: str) -> dict[str, Any]:
+                return {
+                    "kind": "inbound",
+                    "id": fax_id,
+                    "state": str(InboundState.RECEIVING),
+                    "device": device,
+                    "caller": caller,
+                    "pages": 0,
+                    "term": term,
+                    "node": self.node,
+                    "reason": "",
+                    "why": f"call from {caller or 'unknown'} answered on {device}",
+                    "started_at": now,
+                    "at": now,
+                }
+
+            return self._create_item(
+                _INBOUND, "R", now, index=_RECEIVING, entry=lambda fax_id: fax_id, first_record=first_record
+            )
 
     def receive_page(self, inbound_id: str, page_bytes: bytes, term: int) -> int:
         """Store one received page durably; returns the page count. Only then may the driver confirm (MCF).
@@ -702,6 +676,52 @@ class DirectorySpool:
             yield fd
         finally:
             os.close(fd)
+
+    def _create_item(
+        self,
+        kind: str,
+        prefix: str,
+        now: float,
+        *,
+        index: str,
+        entry: Callable[[str], str],
+        first_record: Callable[[str], dict[str, Any]],
+        document: bytes | None = None,
+    ) -> str:
+        """Create a new job or inbound fax under ``kind`` durably, listed in ``index`` as ``entry(id)``.
+
+        The folder is invisible until its log holds an intact first record, so nothing needs a temporary
+        name: the document (if any), the still empty preallocated log and the index entry (a hard link to the
+        log) are written in place; then the document and every new name are made durable (fsync of the
+        document, the index folder, the item's folder and ``kind``), so the index entry is durable before the
+        record that needs it and a job whose first record is on disk has its document on disk; only then the
+        first record is written and synced (``fdatasync``). Returns the new id.
+        """
+        with self._dir(kind) as parent_fd:
+            item_id = _make_item_dir(parent_fd, prefix, now)
+            item_fd = rec.open_dir(item_id, dir_fd=parent_fd)
+            try:
+                if document is not None:
+                    rec.write_new_file(item_fd, DOCUMENT_NAME, document, durable=False)
+                log_fd = rec.create_log(item_fd, None)
+                try:
+                    with self._dir(index) as index_fd:
+                        rec.link_entry(item_fd, index_fd, entry(item_id))
+                        if document is not None:
+                            doc_fd = os.open(DOCUMENT_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=item_fd)
+                            try:
+                                os.fsync(doc_fd)
+                            finally:
+                                os.close(doc_fd)
+                        os.fsync(index_fd)
+                    os.fsync(item_fd)
+                    os.fsync(parent_fd)
+                    rec.RecordLog.fresh(log_fd).append(first_record(item_id))
+                finally:
+                    os.close(log_fd)
+            finally:
+                os.close(item_fd)
+        return item_id
 
     def _require(self, body: dict[str, Any] | None, job_id: str) -> Job:
         if body is None or body.get("kind") != "job" or body.get("id") != job_id:
