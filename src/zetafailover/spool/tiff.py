@@ -277,9 +277,14 @@ def write_tiff(
     fine: bool = True,
     width: int = FAX_WIDTH,
     align_eol: bool = False,
+    rtc: bool = True,
 ) -> bytes:
     """Write a multi-page TIFF-F document from rows of packed bits (1 = black) with our MH encoder.
 
+    Each page's strip ends with RTC (six EOLs), as libtiff's G3 encoder writes it: readers that take a page
+    to end at RTC rather than at ``StripByteCounts`` — efax does — would otherwise read on into the bytes that
+    follow the strip (this writer puts the page's directory there) and send them as some 25 junk rows.
+    Decoders that count rows (``ImageLength``) ignore it. ``rtc=False`` leaves it out.
     Returns the bytes; writes them to ``path`` too when given (a plain write; the spool copies documents
     durably itself). Timing: ≈20 ms a page.
     """
@@ -291,7 +296,7 @@ def write_tiff(
     for number, rows in enumerate(pages):
         if not rows:
             raise ValidationError(f"page {number + 1} has no rows")
-        strip = t4.encode_page(rows, width, fill_order=2, align_eol=align_eol, rtc=False)
+        strip = t4.encode_page(rows, width, fill_order=2, align_eol=align_eol, rtc=rtc)
         if len(out) % 2:
             out.append(0)
         strip_off = len(out)

@@ -411,9 +411,10 @@ class IaxmodemPair:
 def fax_page_rows(path: Path) -> list[bytes]:
     """The rows of a single-page fax TIFF as a real receiver wrote it, up to its first undecodable row.
 
-    efax sends the bytes that follow a page's strip in the file when the strip has no RTC (our TIFF-F writer
-    puts the directory after the strip), so a page efax sent can arrive with some 25 junk rows after the
-    image; efax's received TIFF then has rows that do not decode. The rows before them are the page.
+    efax ends a page it sends at RTC, not at the strip's byte count: a page whose strip has no RTC arrives
+    with the bytes that follow the strip in the file (typically the page's directory) as some 25 junk rows,
+    which do not decode. Our writer ends every strip with RTC, so our pages arrive exact; pages made by other
+    writers may not. The rows before the first undecodable one are the page.
     """
     data = Path(path).read_bytes()
     page = validate_tiff_bytes(data, str(path)).pages[0]
