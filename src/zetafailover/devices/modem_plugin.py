@@ -11,6 +11,11 @@
   decides when to answer a shared line);
 * ``local_id`` — our fax id (TSI/CSI), at most 20 printable characters;
 * ``rings`` — rings before answering (default 1);
+* ``receive_bit_order`` — how received page data is read: ``"auto"`` (default: direct, and bit-reversed as well
+  when direct does not decode cleanly), ``"direct"`` or ``"reversed"`` (many Class 2 modems deliver it reversed
+  whatever ``+FBOR`` says);
+* ``send_bit_order`` — ``"direct"`` (default) or ``"reversed"`` page data to a Class 2/2.0 modem (for modems that
+  expect it reversed whatever ``+FBO`` says; Class 1 ignores it);
 * ``command_timeout`` (5), ``dial_timeout`` (90), ``page_timeout`` (120), ``poll_interval`` (30) — seconds;
 * ``log`` — JSON-lines device log, relative to the config file.
 
@@ -32,7 +37,10 @@ if TYPE_CHECKING:
 DRIVER = "modem"
 SPEEDS = (9600, 19200, 38400, 57600, 115200)
 _TIMING = {"command_timeout": 5.0, "dial_timeout": 90.0, "page_timeout": 120.0, "poll_interval": 30.0}
-_KEYS = {"port", "class", "speed", "flow", "init", "local_id", "rings", "log", *_TIMING}
+RECEIVE_BIT_ORDERS = ("auto", "direct", "reversed")
+SEND_BIT_ORDERS = ("direct", "reversed")
+_KEYS = {"port", "class", "speed", "flow", "init", "local_id", "rings", "log", "receive_bit_order", "send_bit_order",
+         *_TIMING}  # fmt: skip
 
 
 @hookimpl
@@ -78,6 +86,8 @@ def zetafailover_make_device(section: SectionConfig, node: str, clock: Clock) ->
         may_answer=lambda: lines.may_answer(node),
         clock=clock,
         log_path=opts["log"],
+        receive_bit_order=opts["receive_bit_order"],
+        send_bit_order=opts["send_bit_order"],
     )
 
 
@@ -152,6 +162,16 @@ def options(section: SectionConfig) -> dict[str, Any]:
     if isinstance(rings, bool) or not isinstance(rings, int) or not 1 <= rings <= 20:
         raise section_error(section, "rings", f"must be a whole number 1..20, not {rings!r}")
     out["rings"] = rings
+    for name, choices, fallback in (
+        ("receive_bit_order", RECEIVE_BIT_ORDERS, "auto"),
+        ("send_bit_order", SEND_BIT_ORDERS, "direct"),
+    ):
+        order = opts.get(name, fallback)
+        if not isinstance(order, str) or order not in choices:
+            quoted = [f'"{c}"' for c in choices]
+            allowed = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+            raise section_error(section, name, f"must be {allowed} (default {fallback}), not {order!r}")
+        out[name] = order
     for key, default in _TIMING.items():
         value = opts.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or math.isinf(value):

@@ -37,13 +37,15 @@ from zetafailover.devices.modem import t30
 from zetafailover.devices.modem.at import CAN, DLE, ETX, AtChannel, AtError, AtTimeout
 from zetafailover.devices.modem.class2 import (
     DIAL_RESULTS,
+    SEND_BIT_ORDERS,
     Dialect,
     ReceivedPage,
     SessionResult,
     Timeouts,
+    check_bit_order,
     hangup_reason,
 )
-from zetafailover.devices.modem.pages import LinePage, decode_line_page, page_tiff
+from zetafailover.devices.modem.pages import BIT_ORDERS, LinePage, decode_line_page_order, page_tiff
 from zetafailover.devices.modem.t30 import Caps, Frame, FrameError, Rate, T30Timers
 from zetafailover.spool.t4 import T4DecodeError
 
@@ -206,12 +208,16 @@ def send_fax(
     local_id: str = "",
     allowed: Callable[[], bool] = lambda: True,
     flow: Callable[[bool], None] = lambda on: None,
+    bit_order: str = "direct",
 ) -> SessionResult:
     """Dial ``number`` (already validated) and send ``pages[first:]`` running T.30 on the host.
 
     ``on_page(i)`` right after the receiver's MCF for page i. ``allowed()`` is asked before every page.
+    ``bit_order`` is accepted for symmetry with Class 2 (``direct`` or ``reversed``) and ignored: Class 1 has no
+    ``+FBO``; the modem sends the bytes as they come, LSB first, so page data always goes in direct order.
     Never raises for protocol trouble (the result says what happened); AtError for a dead port propagates.
     """
+    check_bit_order(bit_order, SEND_BIT_ORDERS, "send bit order")
     tm = timers or T30Timers()
     link = Class1Link(at, timeouts, tm)
     codes = modem_rates(at, timeouts.command)
@@ -352,12 +358,16 @@ def receive_fax(
     local_id: str = "",
     allowed: Callable[[], bool] = lambda: True,
     on_caller: Callable[[str], None] = lambda caller: None,
+    bit_order: str = "auto",
 ) -> SessionResult:
     """Answer a ringing call and receive pages running T.30 on the host.
 
     ``on_page`` must store the page durably before returning — only then is MCF sent for it; ``on_page``
-    raising ends the call without MCF (the exception propagates after hanging up).
+    raising ends the call without MCF (the exception propagates after hanging up). ``bit_order``
+    (``direct``, ``reversed`` or ``auto``, see :func:`~zetafailover.devices.modem.pages.decode_line_page_order`)
+    says how page data is read; each :class:`ReceivedPage` says which order won.
     """
+    check_bit_order(bit_order, BIT_ORDERS, "receive bit order")
     tm = timers or T30Timers()
     link = Class1Link(at, timeouts, tm)
     codes = modem_rates(at, timeouts.command)
@@ -412,13 +422,13 @@ def receive_fax(
                 link.send_frames([Frame(t30.CFR if t30.tcf_ok(tcf, rate) else t30.FTT)])
                 continue
             try:
-                rows = decode_line_page(data)
+                rows, order = decode_line_page_order(data, order=bit_order)
             except T4DecodeError:
                 link.send_frames([Frame(t30.RTN)])
                 continue
             fine = dcs.fine
             last = ppm.fcf == t30.EOP
-            on_page(ReceivedPage(page_tiff(rows, fine), len(rows), fine, 2 if last else 0))
+            on_page(ReceivedPage(page_tiff(rows, fine), len(rows), fine, 2 if last else 0, order))
             stored += 1
             link.send_frames([Frame(t30.MCF)])
             if last:

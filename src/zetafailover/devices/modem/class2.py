@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zetafailover.devices.modem.at import DC1, DC2, DLE, ETX, XON, AtChannel, AtError, AtResponse, AtTimeout
-from zetafailover.devices.modem.pages import LinePage, decode_line_page, page_tiff
+from zetafailover.devices.modem.pages import BIT_ORDERS, REVERSE, LinePage, decode_line_page_order, page_tiff
 from zetafailover.spool.t4 import T4DecodeError
 
 __all__ = [
@@ -33,10 +33,12 @@ __all__ = [
     "CLASS20",
     "DIAL_RESULTS",
     "HANGUP_REASONS",
+    "SEND_BIT_ORDERS",
     "Dialect",
     "ReceivedPage",
     "SessionResult",
     "Timeouts",
+    "check_bit_order",
     "hangup_reason",
     "receive_fax",
     "send_fax",
@@ -126,6 +128,18 @@ DIAL_RESULTS = {
 """Dial result code → (job reason, retryable)."""
 
 
+SEND_BIT_ORDERS = ("direct", "reversed")
+"""How page data goes to a Class 2/2.0 modem: ``direct`` (LSB first, what ``+FBO=0`` asks for) or ``reversed``
+(every byte bit-reversed, for modems that expect it whatever ``+FBO``/``+FBOR`` says)."""
+
+
+def check_bit_order(order: str, allowed: tuple[str, ...], what: str) -> str:
+    """``order`` if it is one of ``allowed``; ValueError naming ``what``, the value and the choices otherwise."""
+    if order not in allowed:
+        raise ValueError(f"{what} {order!r}: one of {', '.join(allowed)}")
+    return order
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """How long each step may take (seconds)."""
@@ -151,12 +165,15 @@ class SessionResult:
 
 @dataclass(frozen=True, slots=True)
 class ReceivedPage:
-    """A page received: single-page TIFF-F bytes, the sender's post-page message (0 MPS, 1 EOM, 2 EOP)."""
+    """A page received: single-page TIFF-F bytes, the sender's post-page message (0 MPS, 1 EOM, 2 EOP) and the
+    bit order its line data turned out to be in (``direct`` or ``reversed``, see
+    :func:`~zetafailover.devices.modem.pages.decode_line_page_order`)."""
 
     tiff: bytes
     rows: int
     fine: bool
     ppm: int
+    bit_order: str = "direct"
 
 
 def parse_hangup(response: AtResponse, dialect: Dialect) -> int | None:
@@ -203,14 +220,20 @@ def send_fax(  # noqa: PLR0917 - the session's inputs, in protocol order
     timeouts: Timeouts,
     allowed: Callable[[], bool] = lambda: True,
     flow: Callable[[bool], None] = lambda on: None,
+    bit_order: str = "direct",
 ) -> SessionResult:
     """Dial ``number`` (already validated) and send ``pages[first:]``; ``on_page(i)`` right after each confirmation.
+
+    ``bit_order`` (:data:`SEND_BIT_ORDERS`): ``reversed`` bit-reverses every page's line data before it is
+    DLE-escaped — for modems that expect it reversed whatever ``+FBO=0`` / ``+FBOR=0`` asked; ValueError for
+    anything else than ``direct`` or ``reversed``.
 
     ``allowed()`` is asked before every page (False: hang up, report retryable). ``flow(True)`` is called before
     page data is written and ``flow(False)`` after (the driver turns XON/XOFF output flow control on and off).
     Timing: at most ``timeouts.dial`` + per page ``timeouts.page_start`` + ``timeouts.page``. Never raises for
     protocol trouble: it is reported in the result (AtError for a dead port propagates).
     """
+    check_bit_order(bit_order, SEND_BIT_ORDERS, "send bit order")
     confirmed = first
     dial = at.command("ATD" + number, timeouts.dial)
     code = parse_hangup(dial, dialect)
@@ -243,7 +266,7 @@ def send_fax(  # noqa: PLR0917 - the session's inputs, in protocol order
                 at.wait_byte((XON,), timeouts.page_start)
             flow(True)
             try:
-                at.write_data(page.data)
+                at.write_data(page.data.translate(REVERSE) if bit_order == "reversed" else page.data)
                 if dialect.wait_xon:
                     at.write_raw(bytes((DLE, ETX)))
                 else:
@@ -283,13 +306,19 @@ def receive_fax(
     timeouts: Timeouts,
     allowed: Callable[[], bool] = lambda: True,
     on_caller: Callable[[str], None] = lambda caller: None,
+    bit_order: str = "auto",
 ) -> SessionResult:
     """Answer a ringing call and receive pages; ``on_page`` must store the page durably before returning —
     only then is the next ``+FDR`` issued, which releases MCF for that page.
 
+    ``bit_order`` (:data:`~zetafailover.devices.modem.pages.BIT_ORDERS`) says how page data from the modem is
+    read: ``direct``, ``reversed`` or ``auto`` (direct; reversed as well when direct does not decode cleanly —
+    each :class:`ReceivedPage` says which order won). ValueError for anything else.
+
     Returns the result with the number of pages stored. ``on_page`` raising ends the call without MCF for that
     page (the exception propagates after hanging up). Timing: ``timeouts.answer`` + per page ``timeouts.page``.
     """
+    check_bit_order(bit_order, BIT_ORDERS, "receive bit order")
     stored = 0
     ans = at.command("ATA", timeouts.answer)
     code = parse_hangup(ans, dialect)
@@ -319,12 +348,12 @@ def receive_fax(
             fet = post.value("+FET:")
             ppm = int(fet.split(",")[0]) if fet and fet.split(",")[0].strip().isdigit() else 2
             try:
-                rows = decode_line_page(data)
+                rows, order = decode_line_page_order(data, order=bit_order)
             except T4DecodeError:
                 # Nothing decodable: ask for the page again (RTN instead of MCF).
                 at.command(f"AT{dialect.pps}=2", timeouts.command)
                 continue
-            page = ReceivedPage(page_tiff(rows, fine), len(rows), fine, ppm)
+            page = ReceivedPage(page_tiff(rows, fine), len(rows), fine, ppm, order)
             on_page(page)
             stored += 1
             if code is not None and code != 0:

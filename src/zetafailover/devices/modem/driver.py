@@ -16,6 +16,12 @@ Pages: sent from the spool's TIFF-F (MH, LSB first + RTC); ``on_page(i)`` is cal
 the receiver's MCF (Class 2.0 ``OK`` after ``<DLE>,``/``<DLE>.``; Class 2 ``+FPTS:1``). Received pages are
 decoded and written to the spool as single-page TIFF-F one at a time, and the next ``+FDR`` — which releases
 the MCF — is issued only after the spool has the page on disk.
+
+Bit order (Class 2/2.0): initialisation asks for direct page data (``+FBO=0`` / ``+FBOR=0``), but many real
+modems deliver received data bit-reversed whatever they were told, and some expect sent data reversed.
+``receive_bit_order`` (``auto`` by default: direct, and reversed as well when direct does not decode cleanly)
+and ``send_bit_order`` (``direct`` by default, or ``reversed``) deal with them; when ``auto`` finds a call's
+pages reversed the device log records ``bit_order_detected`` once for that call.
 """
 
 from __future__ import annotations
@@ -33,8 +39,17 @@ from zetafailover.clock import SystemClock
 from zetafailover.devices._device_log import DeviceLog
 from zetafailover.devices.modem import class1
 from zetafailover.devices.modem.at import AtChannel, AtError, AtTimeout, check_command
-from zetafailover.devices.modem.class2 import CLASS2, CLASS20, Dialect, ReceivedPage, Timeouts, receive_fax, send_fax
-from zetafailover.devices.modem.pages import load_fax_pages
+from zetafailover.devices.modem.class2 import (
+    CLASS2,
+    CLASS20,
+    SEND_BIT_ORDERS,
+    Dialect,
+    ReceivedPage,
+    Timeouts,
+    receive_fax,
+    send_fax,
+)
+from zetafailover.devices.modem.pages import BIT_ORDERS, load_fax_pages
 from zetafailover.devices.modem.t30 import T30Timers
 from zetafailover.errors import DeviceError, StaleTermError, ValidationError
 from zetafailover.interfaces import Clock, DeviceHealth, InboundSink, OutboundFax, PageConfirmed, SendOutcome
@@ -105,11 +120,17 @@ class ModemDevice:
         log_path: Path | None = None,
         serial_factory: Callable[[], Any] | None = None,
         t30_timers: T30Timers | None = None,
+        receive_bit_order: str = "auto",
+        send_bit_order: str = "direct",
     ) -> None:
         if modem_class not in CLASSES:
             raise ValidationError(f"modem class {modem_class!r}: supported are {', '.join(CLASSES)}")
         if flow not in FLOW_CONTROLS:
             raise ValidationError(f"flow control {flow!r}: one of {', '.join(FLOW_CONTROLS)}")
+        if receive_bit_order not in BIT_ORDERS:
+            raise ValidationError(f"receive bit order {receive_bit_order!r}: one of {', '.join(BIT_ORDERS)}")
+        if send_bit_order not in SEND_BIT_ORDERS:
+            raise ValidationError(f"send bit order {send_bit_order!r}: one of {', '.join(SEND_BIT_ORDERS)}")
         for command in init:
             check_command(command)
         self.name = name
@@ -129,6 +150,11 @@ class ModemDevice:
         self.may_answer = may_answer
         self.t30_timers = t30_timers or T30Timers()
         """Class 1 only: the T.30 timers (T1, T2, T4), the 75 ms pause and the retry limit."""
+        self.receive_bit_order = receive_bit_order
+        """How received page data is read: ``auto`` (default), ``direct`` or ``reversed``."""
+        self.send_bit_order = send_bit_order
+        """Class 2/2.0 only: ``direct`` (default) or ``reversed`` page data to the modem (Class 1 has no such
+        setting: its page data always goes direct)."""
         self.guard: Callable[[int], bool] | None = None
         """Optional: the node's ``may_act(term)``, asked before answering and before every page."""
         self._serial_factory = serial_factory
@@ -242,7 +268,7 @@ class ModemDevice:
                         local_id=self.local_id,
                         allowed=lambda: self._allowed(term),
                         flow=self._flow,
-                    )
+                    )  # Class 1 has no +FBO: send_bit_order does not apply
                 else:
                     result = send_fax(
                         self._at,
@@ -254,6 +280,7 @@ class ModemDevice:
                         timeouts=self.timeouts,
                         allowed=lambda: self._allowed(term),
                         flow=self._flow,
+                        bit_order=self.send_bit_order,
                     )
             except (AtError, OSError) as exc:
                 self._log("modem_error", term, job=fax.job_id, error=str(exc))
@@ -346,11 +373,12 @@ class ModemDevice:
         fax_id = ""
         held: list[bytes] = []
         caller = ""
+        detected = False
         self._session = True
         self._log("answer", term)
 
         def store(page: ReceivedPage) -> None:
-            nonlocal fax_id
+            nonlocal fax_id, detected
             if not self._allowed(term):
                 raise _OffLine
             if paged is not None:
@@ -359,6 +387,9 @@ class ModemDevice:
                 paged.receive_page(fax_id, page.tiff, term)
             else:
                 held.append(page.tiff)
+            if page.bit_order != "direct" and self.receive_bit_order == "auto" and not detected:
+                detected = True  # once a call: tell the administrator which receive_bit_order to configure
+                self._log("bit_order_detected", term, fax=fax_id, order=page.bit_order)
             self._log("received_page", term, fax=fax_id, rows=page.rows, fine=page.fine)
 
         def set_caller(text: str) -> None:
@@ -377,6 +408,7 @@ class ModemDevice:
                     local_id=self.local_id,
                     allowed=lambda: self._allowed(term),
                     on_caller=set_caller,
+                    bit_order=self.receive_bit_order,
                 )
             else:
                 result = receive_fax(
@@ -386,6 +418,7 @@ class ModemDevice:
                     timeouts=self.timeouts,
                     allowed=lambda: self._allowed(term),
                     on_caller=set_caller,
+                    bit_order=self.receive_bit_order,
                 )
             complete, reason = result.ok, result.reason
         except (_OffLine, StaleTermError) as exc:

@@ -4,7 +4,8 @@ On the serial line page data goes least significant bit first (``+FBO=0``): exac
 with FillOrder 2. Pages whose strip is MSB first are bit-reversed; MH pages are sent as they are coded
 (never re-encoded) with RTC appended. Received data is decoded row by row and written as a single-page
 TIFF-F (MH, FillOrder 2), so what reaches the spool is always a well-formed page whatever fill bits or trailing
-junk the line delivered.
+junk the line delivered. Many modems deliver received data bit-reversed whatever ``+FBO`` says: the ``auto``
+bit order (:func:`decode_line_page_order`) tries the reversed order when the direct one does not decode cleanly.
 
 Timing: pure computation; decoding a received page costs ≈20–40 ms.
 """
@@ -21,10 +22,12 @@ from zetafailover.spool import t4
 from zetafailover.spool.tiff import MAX_DOCUMENT_BYTES, page_strip, validate_tiff_bytes, write_tiff
 
 __all__ = [
+    "BIT_ORDERS",
     "REVERSE",
     "RTC_LSB",
     "LinePage",
     "decode_line_page",
+    "decode_line_page_order",
     "line_pages",
     "load_fax_pages",
     "page_tiff",
@@ -101,21 +104,66 @@ def sync_to_first_eol(data: bytes) -> bytes:
     return int(rest, 2).to_bytes(len(rest) // 8, "big").translate(REVERSE)
 
 
-def decode_line_page(data: bytes, width: int = 1728) -> list[bytes]:
-    """Rows (packed, 1 = black) of MH data received LSB first; starts at the first EOL (:func:`sync_to_first_eol`)
-    and stops at RTC. Rows after a coding error are lost and :class:`~zetafailover.spool.t4.T4DecodeError` is
-    raised only when not one row could be decoded."""
+BIT_ORDERS = ("direct", "reversed", "auto")
+"""How received page data is read: ``direct`` (LSB first, as ``+FBO=0`` asks), ``reversed`` (MSB first — what many
+Class 2 modems deliver whatever ``+FBOR`` says) or ``auto`` (direct, and reversed only when direct is not clean)."""
+
+
+def decode_line_page_order(data: bytes, width: int = 1728, order: str = "auto") -> tuple[list[bytes], str]:
+    """Rows (packed, 1 = black) of MH page data from the line and the bit order that gave them.
+
+    ``order`` is one of :data:`BIT_ORDERS`. ``direct``: the data is LSB first (T.4 bits as they went on the
+    telephone line); ``reversed``: every byte is bit-reversed first. ``auto``: decoded as direct; if that
+    decodes cleanly (no :class:`~zetafailover.spool.t4.T4DecodeError` on the first full attempt) it is used,
+    otherwise the bit-reversed data is decoded as well and whichever gives more rows is kept (a tie keeps
+    direct). Each attempt starts at the first EOL (:func:`sync_to_first_eol`) and stops at RTC; rows after a
+    coding error are lost. Raises T4DecodeError only when not one row could be decoded (in auto: in either order),
+    ValueError for an unknown ``order``.
+
+    Timing: pure computation, ≈20–40 ms a page; auto costs a second decode only when the first is not clean.
+    """
+    if order not in BIT_ORDERS:
+        raise ValueError(f"bit order {order!r}: one of {', '.join(BIT_ORDERS)}")
+    if order == "reversed":
+        return _decode_synced(data.translate(REVERSE), width)[0], "reversed"
+    if order == "direct":
+        return _decode_synced(data, width)[0], "direct"
+    try:
+        direct, clean = _decode_synced(data, width)
+    except t4.T4DecodeError:
+        direct, clean = [], False
+    if clean:
+        return direct, "direct"
+    try:
+        reversed_rows, _ = _decode_synced(data.translate(REVERSE), width)
+    except t4.T4DecodeError:
+        reversed_rows = []
+    if len(reversed_rows) > len(direct):
+        return reversed_rows, "reversed"
+    if not direct:
+        raise t4.T4DecodeError("no row decodes in either bit order (direct or reversed)")
+    return direct, "direct"
+
+
+def decode_line_page(data: bytes, width: int = 1728, order: str = "auto") -> list[bytes]:
+    """Rows (packed, 1 = black) of MH page data from the line; see :func:`decode_line_page_order` (which also
+    says which bit order won). Raises :class:`~zetafailover.spool.t4.T4DecodeError` when no row decodes."""
+    return decode_line_page_order(data, width, order)[0]
+
+
+def _decode_synced(data: bytes, width: int) -> tuple[list[bytes], bool]:
+    """Rows of LSB-first ``data`` from its first EOL to RTC, and whether the whole decode was clean (no coding
+    error). The error names the first bad row ("row N: ..."): the N good rows before it are kept (trailing junk
+    after the page, or a line hit mid-page); T4DecodeError when N is 0."""
     data = sync_to_first_eol(data)
     try:
-        return t4.decode_page(data, width, fill_order=2)
+        return t4.decode_page(data, width, fill_order=2), True
     except t4.T4DecodeError as exc:
-        # The error names the first bad row ("row N: ..."): keep the N good rows before it (trailing junk after
-        # the page, or a line hit mid-page).
         match = re.match(r"row (\d+):", str(exc))
         good = int(match.group(1)) if match else 0
         if not good:
             raise
-        return t4.decode_page(data, width, rows=good, fill_order=2)
+        return t4.decode_page(data, width, rows=good, fill_order=2), False
 
 
 def page_tiff(rows: list[bytes], fine: bool, width: int = 1728) -> bytes:

@@ -26,6 +26,11 @@ the modem hangs up and goes on-hook. A host that is paused keeps the port open: 
 the line stays busy. Run the modem in a process of its own (:mod:`zetafailover.testing.modem.__main__`) so that
 it outlives its host, as hardware does.
 
+Bit order of page data (Class 2.0 ``+FBO=<n>``, Class 2 ``+FBOR=<n>``, n = 0..3): bit 0 of n set = phase C data
+bit-reversed (MSB first) both ways between host and modem; bit 1 (HDLC frames, which Class 2 does not expose) is
+accepted and ignored. :class:`ModemProfile` can make the modem ignore the setting, as many real Class 2 modems
+do (``data_to_host`` / ``data_from_host``). Class 1 is unaffected.
+
 Timing: one thread per modem; every wait is bounded (dial ``S7`` seconds, page confirmation ``page_timeout``,
 Phase C inactivity ``+FCT``). Atomicity: none needed — the modem thread owns all state.
 """
@@ -71,19 +76,34 @@ _PARAMS_20 = ("+FCC", "+FIS", "+FLI", "+FPI", "+FNR", "+FLO", "+FBO", "+FPP", "+
 _PARAMS_2 = ("+FDCC", "+FDIS", "+FLID", "+FCIG", "+FSPL", "+FMINSP", "+FBOR", "+FTBC", "+FPHCTO", "+FBUG",
              "+FCR", "+FAA", "+FCQ", "+FLPL", "+FECM", "+FREL", "+FBADLIN", "+FBADMUL")  # fmt: skip
 _FAX_CLASSES = ("1", "1.0", "2", "2.0")
+_DATA_ORDERS = ("fbo", "direct", "reversed")
 _CLASS1_QUERIES = {"+FTM": "24,48,72,73,74,96,97,98,121,122,145,146", "+FRM": "24,48,72,73,74,96,97,98,121,122,145,146",
                    "+FTH": "3", "+FRH": "3", "+FTS": "0-255", "+FRS": "0-255"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class ModemProfile:
-    """What the simulated modem says about itself and which service classes it offers."""
+    """What the simulated modem says about itself, which service classes it offers and how it orders page bits.
+
+    ``data_to_host`` (received page data the modem gives the host) and ``data_from_host`` (page data the host
+    sends) are each ``"fbo"`` (default: follow ``+FBO``/``+FBOR`` bit 0 — 0 direct, LSB first; 1 reversed),
+    ``"direct"`` or ``"reversed"`` (always, whatever the host asked — how many real Class 2 modems behave, the
+    "Rockwell bug"). Class 2 and 2.0 only; Class 1 page data is always direct. ValueError for another value.
+    """
 
     classes: tuple[str, ...] = ("0", "1", "2", "2.0")
     manufacturer: str = "zetafailover"
     model: str = "simulated fax modem"
     revision: str = "1.0"
     info3: str = "zetafailover.testing.modem"
+    data_to_host: str = "fbo"
+    data_from_host: str = "fbo"
+
+    def __post_init__(self) -> None:
+        for name in ("data_to_host", "data_from_host"):
+            value = getattr(self, name)
+            if value not in _DATA_ORDERS:
+                raise ValueError(f"ModemProfile.{name} = {value!r}: one of {', '.join(_DATA_ORDERS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,6 +537,16 @@ class SimulatedModem:
         if name in ("+FKS", "+FK"):
             self._hangup_call(16, "abort")
             return "OK"
+        if name == ("+FBO" if c20 else "+FBOR"):
+            if op == "=?":
+                self._info("(0-3)")
+            elif op == "?":
+                self._info(st.params.get(name, "0"))
+            elif op == "=" and arg.strip() in ("0", "1", "2", "3"):
+                st.params[name] = arg.strip()  # bit 0: phase C data reversed; bit 1 (HDLC frames): ignored
+            else:
+                return "ERROR"
+            return "OK"
         if name in ("+FPS", "+FPTS") and op == "=":
             st.copy_bad = arg.strip() == "2"
             return "OK"
@@ -543,6 +573,13 @@ class SimulatedModem:
         if self._st.fclass == "2":
             return str(code)
         return f"{code // 10:X}{code % 10}"
+
+    def _reversed(self, setting: str) -> bool:
+        """Whether page data goes bit-reversed for a profile ``setting`` (``data_to_host``/``data_from_host``)."""
+        if setting != "fbo":
+            return setting == "reversed"
+        value = self._st.params.get("+FBOR" if self._st.fclass == "2" else "+FBO", "0")
+        return value.isdigit() and int(value) & 1 == 1
 
     def _dcs(self) -> str:
         return f"{1 if self._st.fine else 0},5,0,2,0,0,0,0"
@@ -716,8 +753,10 @@ class SimulatedModem:
         if leg is None:
             self._result("ERROR")
             return
+        if self._reversed(self.profile.data_from_host):
+            data = data.translate(_REVERSE)
         try:
-            rows = decode_line_page(data)
+            rows = decode_line_page(data, order="direct")  # a modem reads the order it was set to, no guessing
         except t4.T4DecodeError as exc:
             self._trace("!", f"page data does not decode: {exc}".encode())
             rows = []
@@ -806,6 +845,8 @@ class SimulatedModem:
             return
         # RTC, then a little fill as a demodulator delivers (decoders read ahead past the last EOL).
         line_data = t4.encode_page(rows, 1728, fill_order=2, rtc=True) + b"\x00\x00\x00\x00"
+        if self._reversed(self.profile.data_to_host):
+            line_data = line_data.translate(_REVERSE)
         started = time.monotonic()
         self._write(line_data.replace(b"\x10", b"\x10\x10"))
         pause = started + self.min_page_seconds - time.monotonic()
@@ -913,7 +954,7 @@ class SimulatedModem:
                     self._c1_queue(t30.Frame(t30.RTN))
                     return
                 try:
-                    rows = decode_line_page(st.page_data) if st.page_data else []
+                    rows = decode_line_page(st.page_data, order="direct") if st.page_data else []
                 except t4.T4DecodeError:
                     rows = []
                 if not rows:
