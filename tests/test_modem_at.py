@@ -20,6 +20,7 @@ from zetafailover.devices.modem.at import (
     dle_unescape,
 )
 from zetafailover.devices.modem.class2 import CLASS2, CLASS20, parse_hangup
+from zetafailover.devices.modem.driver import ModemDevice
 from zetafailover.devices.modem_plugin import check_init_command, options
 from zetafailover.errors import ConfigError
 
@@ -85,6 +86,41 @@ def test_numeric_results_and_connect_with_rate() -> None:
     assert at.command("AT", 1.0).result == "OK"
     assert at.command("ATD1", 1.0).result == "CONNECT"
     assert at.command("ATD2", 1.0).result == "BUSY"
+
+
+def test_a_one_digit_information_line_is_not_a_result_once_the_modem_answers_in_words() -> None:
+    """Many modems answer ATI with a product code; one of one digit ("1") must not read as CONNECT once ATV1 is
+    on, nor a "2" (say, the answer to AT+FBO?) as a RING."""
+    port = ScriptedPort(table({b"ATI": b"\r\n1\r\n\r\nOK\r\n", b"AT+FBO?": b"\r\n2\r\n\r\nOK\r\n"}))
+    at = AtChannel(port)
+    at.verbose = True
+    r = at.command("ATI", 1.0)
+    assert r.result == "OK" and r.lines == ("1",)
+    r = at.command("AT+FBO?", 1.0)
+    assert r.result == "OK" and r.lines == ("2",) and at.rings == 0
+    at.verbose = False  # before ATV1 is acknowledged a lone digit is a numeric result code
+    assert at.command("ATI", 1.0).result == "CONNECT"
+
+
+def test_the_driver_reads_words_only_after_atv1_and_numbers_again_after_atz() -> None:
+    seen: list[tuple[str, bool]] = []
+    device = ModemDevice("m", "n", "/dev/null")
+
+    class Recorder(AtChannel):
+        def command(self, command: str, timeout: float = 5.0, **kw: object) -> AtResponse:
+            seen.append((command, self.verbose))
+            if command == "ATI":
+                return AtResponse(command, "OK", ("1",))
+            if command == "AT+FCLASS=?":
+                return AtResponse(command, "OK", ("0,1,2,2.0",))
+            return AtResponse(command, "OK", ())
+
+    device._at = Recorder(ScriptedPort(table({})))
+    device._at.verbose = True  # as left by an earlier initialisation
+    device._initialise()
+    assert ("ATZ", False) in seen, "ATZ may restore ATV0: numbers must be read as results around it"
+    assert ("ATE0V1Q0", False) in seen
+    assert ("ATI", True) in seen and device._at.verbose
 
 
 def test_garbage_bytes_and_partial_lines_are_tolerated() -> None:

@@ -238,6 +238,11 @@ class AtChannel:
     log: Callable[[str, str], None] | None = None
     """Optional trace: called with ``(">" | "<", text)`` for every command sent and line received."""
     rings: int = 0
+    verbose: bool = False
+    """True once the modem has acknowledged ``ATV1`` (the driver sets it): a line of one digit is then an
+    information line (an ``ATI`` product code, the answer to ``AT+FBO?``), not a numeric result code. While it is
+    False — before initialisation, or after ``ATZ`` restored a profile that may say ``ATV0`` — a lone digit is
+    read as the numeric result it would be (``0`` OK, ``2`` RING, ``3`` NO CARRIER …)."""
     _buf: bytearray = field(default_factory=bytearray)
     _lf_due: bool = False
 
@@ -276,7 +281,7 @@ class AtChannel:
                 )
             if command and line.upper() == command.upper():
                 continue  # our own echo (ATE1)
-            word = NUMERIC_RESULTS.get(line, line) if line.isdigit() and len(line) == 1 else line
+            word = NUMERIC_RESULTS.get(line, line) if not self.verbose and line.isdigit() and len(line) == 1 else line
             if word == "RING":
                 self._ring()
                 continue
@@ -312,7 +317,7 @@ class AtChannel:
         out: list[str] = []
         line = self.read_line(timeout)
         while line is not None:
-            if line in {"RING", "2"}:
+            if line == "RING" or (line == "2" and not self.verbose):
                 self._ring()
                 line = "RING"
             out.append(line)
@@ -329,7 +334,7 @@ class AtChannel:
             line = self.read_line(0.0)
             if line is None:
                 break
-            if line in ("RING", "2"):
+            if line == "RING" or (line == "2" and not self.verbose):
                 self._ring()
             out.append(line)
         self._buf.clear()

@@ -497,8 +497,10 @@ class ModemDevice:
                 if attempt == 2:
                     raise
                 at.write_raw(b"\x10\x03\x18")
+        at.verbose = False  # ATZ may restore a stored profile with numeric results (ATV0)
         at.command("ATZ", t)
         at.expect_ok("ATE0V1Q0", t)
+        at.verbose = True
         at.expect_ok("ATS0=0", t)
         at.expect_ok("AT&D2", t)
         ati = at.command("ATI", t)
