@@ -254,6 +254,44 @@ def test_recovery_syncs_the_queue_folder_once_per_batch_not_once_per_job(
     assert set(claimed) <= got, "a re-queued job has no queue entry"
 
 
+def test_concurrent_recoveries_hold_batches_without_deadlock_and_requeue_each_job_once(tmp_path: Path) -> None:
+    """Two handles of the new active recover at once (each holds a batch of job locks): they take the locks in
+    one global order, so neither waits for the other forever, and every job is re-queued exactly once."""
+    from zetafailover.spool.recovery import BATCH
+
+    root = tmp_path / "spool"
+    old = DirectorySpool(root, node="a", clock=FakeClock())
+    old.advance_term(1)
+    doc = tmp_path / "d.tif"
+    write_tiff(doc, [[bytes(216)]])
+    old._bulk_create_queued(doc, "1", BATCH + 40)
+    claimed = set()
+    for _ in range(BATCH + 40):
+        job = old.claim(1, "m")
+        assert job is not None
+        claimed.add(job.id)
+    old.advance_term(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def recover() -> None:
+        try:
+            results.append(DirectorySpool(root, node="b", clock=FakeClock()).recover(2))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=recover) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a recovery is stuck"
+    assert not errors, errors
+    requeued = [job for got in results for job in got]
+    assert sorted(requeued) == sorted(claimed), "each in-flight job re-queued exactly once"
+    assert {j.id for j in old.jobs(JobState.QUEUED)} == claimed
+
+
 def test_concurrent_submit_claim_complete_loses_no_queue_entry(tmp_path: Path) -> None:
     """Regression: a claim racing a submit (or a retry) must not drop the queue entry it is about to use."""
     s = DirectorySpool(tmp_path / "spool", node="a")

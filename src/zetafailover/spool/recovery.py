@@ -62,7 +62,7 @@ def _requeue(spool: DirectorySpool, names: list[str], term: int, now: float) -> 
     stale: list[str] = []
     todo: list[tuple[str, rec.RecordLog, dict[str, Any]]] = []
     with contextlib.ExitStack() as held, spool._dir(_QUEUE) as q_fd:
-        for name in names:
+        for name in sorted(names):  # one global lock order: two recoveries holding batches never deadlock
             try:
                 log, body, job_fd = held.enter_context(spool._log(_JOBS, name))
             except ValidationError:
@@ -106,7 +106,7 @@ def _close_receptions(spool: DirectorySpool, r_fd: int, names: list[str], term: 
     done: list[str] = []
     logs: list[rec.RecordLog] = []
     with contextlib.ExitStack() as held:
-        for name in names:
+        for name in sorted(names):  # one global lock order (see _requeue)
             try:
                 log, body, _fd = held.enter_context(spool._log(_INBOUND, name))
             except ValidationError:
