@@ -165,7 +165,8 @@ def test_receive_auto_reads_a_modem_that_reverses_and_direct_does_not(
 ) -> None:
     # The modem is told +FBO=0 / +FBOR=0 at initialisation and reverses the data anyway.
     profile = ModemProfile(data_to_host="reversed")
-    modem = SimulatedModem(xs.addresses.endpoints, "line-b", label="B", profile=profile, page_timeout=4.0)
+    # page_timeout 60 s: the modem must notice the far end giving up (cause 102) at once, not wait its own timer.
+    modem = SimulatedModem(xs.addresses.endpoints, "line-b", label="B", profile=profile, page_timeout=60.0)
     remote = RemoteFaxMachine(xs.addresses.endpoints, "callers", label="caller")
     pages = split_document(document.read_bytes())
     log = tmp_path / "b.jsonl"

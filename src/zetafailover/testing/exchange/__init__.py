@@ -19,6 +19,7 @@ from zetafailover.testing.exchange.client import (
     EndpointHandle,
     ExchangeClient,
     ExchangeUnavailable,
+    WaitTimedOut,
 )
 from zetafailover.testing.exchange.model import Exchange, ExchangeError, Line, Route
 from zetafailover.testing.exchange.q931 import RETRYABLE_CAUSES, CallState, Cause, Message, cause_text
@@ -45,6 +46,7 @@ __all__ = [
     "RemoteFaxMachine",
     "Route",
     "SendResult",
+    "WaitTimedOut",
     "apply_plan",
     "cause_text",
 ]

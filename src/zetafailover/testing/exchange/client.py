@@ -39,6 +39,12 @@ class CallCleared(Exception):
         self.cause = int(cause)
 
 
+class WaitTimedOut(CallCleared):
+    """No event came within the wait (cause 102, recovery on timer expiry): *our* timer ran out; the call itself
+    may still be up. Distinct from a release with cause 102 sent by the far end, which is a plain
+    :class:`CallCleared` — a caller polling in short waits must tell the two apart."""
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """``"host:port"`` (or ``"tcp://host:port"``) → ``(host, port)``; ValueError naming the problem."""
     raw = text.removeprefix("tcp://")
@@ -66,11 +72,12 @@ class CallLeg:
         return self.cause != 0
 
     def next_event(self, timeout: float) -> dict[str, Any]:
-        """The next event of this call; raises :class:`CallCleared` (cause 102) when none came in ``timeout``."""
+        """The next event of this call; raises :class:`WaitTimedOut` (a :class:`CallCleared`, cause 102) when none
+        came in ``timeout``."""
         try:
             return self.events.get(timeout=max(0.0, timeout))
         except queue.Empty:
-            raise CallCleared(Cause.RECOVERY_ON_TIMER_EXPIRY, f"no event within {timeout:g} s") from None
+            raise WaitTimedOut(Cause.RECOVERY_ON_TIMER_EXPIRY, f"no event within {timeout:g} s") from None
 
     def wait_for(self, kind: str, timeout: float, **match: Any) -> dict[str, Any]:
         """Wait for an event ``kind`` (with ``match`` fields); :class:`CallCleared` if the call ends first."""

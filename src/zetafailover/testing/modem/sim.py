@@ -57,7 +57,7 @@ from zetafailover.devices.modem.at import DC1, DC2, DLE, ETX, dle_decode, split_
 from zetafailover.devices.modem.pages import decode_line_page
 from zetafailover.spool import t4
 from zetafailover.spool.tiff import page_strip, validate_tiff_bytes, write_tiff
-from zetafailover.testing.exchange.client import CallCleared, CallLeg, EndpointHandle, ExchangeClient
+from zetafailover.testing.exchange.client import CallCleared, CallLeg, EndpointHandle, ExchangeClient, WaitTimedOut
 
 __all__ = ["Class1Faults", "ModemProfile", "SimulatedModem"]
 
@@ -610,13 +610,13 @@ class SimulatedModem:
                     event = leg.wait_for_any(("connected",), min(0.1, max(0.0, deadline - time.monotonic())))
                     break
                 except CallCleared as exc:
-                    if exc.cause == 102 and time.monotonic() < deadline:
+                    if isinstance(exc, WaitTimedOut) and time.monotonic() < deadline:
                         continue
                     raise
         except CallCleared as exc:
             self._call = None
             with contextlib.suppress(Exception):
-                leg.hangup(exc.cause if exc.cause != 102 else 16)
+                leg.hangup(16 if isinstance(exc, WaitTimedOut) else exc.cause)
             self._result(_dial_failure(exc.cause))
             return
         del event
@@ -782,7 +782,7 @@ class SimulatedModem:
                     leg.wait_for("confirmed", min(0.1, max(0.0, deadline - time.monotonic())), index=index)
                     break
                 except CallCleared as exc:
-                    if exc.cause == 102 and time.monotonic() < deadline:
+                    if isinstance(exc, WaitTimedOut) and time.monotonic() < deadline:
                         continue
                     raise
         except CallCleared:
@@ -823,7 +823,7 @@ class SimulatedModem:
                     event = leg.wait_for("page", min(0.1, max(0.0, deadline - time.monotonic())))
                     break
                 except CallCleared as exc:
-                    if exc.cause == 102 and time.monotonic() < deadline:
+                    if isinstance(exc, WaitTimedOut) and time.monotonic() < deadline:
                         continue
                     raise
         except CallCleared as exc:
@@ -1011,7 +1011,7 @@ class SimulatedModem:
                 try:
                     leg.wait_for("confirmed", 0.05, index=st.awaiting)
                 except CallCleared as exc:
-                    if exc.cause != 102:
+                    if not isinstance(exc, WaitTimedOut):
                         self._hangup_call(exc.cause, "remote")
                     return False
                 st.awaiting = None
@@ -1086,7 +1086,7 @@ class SimulatedModem:
             try:
                 got.update(leg.wait_for("page", 0.05))
             except CallCleared as exc:
-                if exc.cause != 102:
+                if not isinstance(exc, WaitTimedOut):
                     self._hangup_call(exc.cause, "remote")
                 return False
             return True
