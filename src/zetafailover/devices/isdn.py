@@ -44,6 +44,7 @@ from zetafailover.testing.exchange.client import (
     EndpointHandle,
     ExchangeClient,
     ExchangeUnavailable,
+    WaitTimedOut,
 )
 from zetafailover.testing.exchange.q931 import RETRYABLE_CAUSES, CallState, Cause, Message, cause_text
 
@@ -354,7 +355,7 @@ class IsdnCard:
                 return call
         except CallCleared as exc:
             self._cleared(call, exc.cause, "rx")
-            if exc.cause == Cause.RECOVERY_ON_TIMER_EXPIRY:
+            if isinstance(exc, WaitTimedOut):  # our answer timer ran out: clear the call ourselves
                 call.leg.hangup(Cause.RECOVERY_ON_TIMER_EXPIRY)
             raise
 
