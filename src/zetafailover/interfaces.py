@@ -380,6 +380,10 @@ class SendOutcome:
 
     ok: bool
     pages_confirmed: int
+    """Pages of the document the receiver has confirmed in all, counted from page 0: the pages before
+    ``first_page`` (confirmed on an earlier call) count, so a complete send reports ``total_pages`` and a send
+    refused before dialling reports ``first_page``. Informational: the spool records each confirmation as
+    ``on_page`` reports it."""
     reason: str = ""
     retryable: bool = True
 

@@ -131,7 +131,7 @@ def test_device_refuses_an_older_term_and_sends_only_on_line(tmp_path: Path) -> 
         device.start(4)
     confirmed: list[int] = []
     outcome = device.send(fax, confirmed.append)
-    assert (outcome.ok, outcome.pages_confirmed, confirmed) == (True, 2, [1, 2])
+    assert (outcome.ok, outcome.pages_confirmed, confirmed) == (True, 3, [1, 2])  # counted from page 0
     stale = OutboundFax("J2", "+4930123456", ("p1.tif",), term=4)
     assert not device.send(stale, confirmed.append).ok
     assert [s.job_id for s in device.sent] == ["J1"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from zetafailover.clock import SystemClock
 from zetafailover.devices._device_log import DeviceLog
+from zetafailover.errors import DeviceError, StaleTermError
 from zetafailover.interfaces import (
     Clock,
     DeviceHealth,
@@ -71,9 +72,14 @@ class LoopbackDevice:
         self._log("open")
 
     def start(self, term: int) -> None:
+        """Go on line under ``term``: idempotent for the same term, :class:`StaleTermError` for an older one."""
         with self._lock:
+            if term < self._term:
+                raise StaleTermError(term, self._term, f"start of device {self.name}")
             if self._health == DeviceHealth.FAILED:
-                raise RuntimeError(f"device {self.name} has failed")
+                raise DeviceError(f"device {self.name} has failed")
+            if self._health == DeviceHealth.RUNNING and term == self._term:
+                return
             self._term = term
             self._health = DeviceHealth.RUNNING
         self._log("start", term)

@@ -472,7 +472,9 @@ class Dispatcher:
                 return
             if interrupted is None:
                 log.warning("send of %s on %s failed: %s", job.id, device.name, exc)
-                outcome = SendOutcome(ok=False, pages_confirmed=0, reason=f"device error: {exc}", retryable=True)
+                outcome = SendOutcome(
+                    ok=False, pages_confirmed=job.pages_confirmed, reason=f"device error: {exc}", retryable=True
+                )
         if lost:
             self._release(key)
             return

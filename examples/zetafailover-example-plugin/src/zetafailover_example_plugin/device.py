@@ -105,20 +105,20 @@ class ExampleDevice:
         """ "Transmit" ``fax``: every page from ``first_page`` on is confirmed at once and kept in :attr:`sent`."""
         with self._lock:
             if not self._running:
-                return SendOutcome(ok=False, pages_confirmed=0, reason="device is off line", retryable=True)
+                return SendOutcome(False, fax.first_page, "device is off line", retryable=True)
             if fax.term and fax.term != self._term:
                 return SendOutcome(
-                    ok=False,
-                    pages_confirmed=0,
-                    reason=f"job stamped with term {fax.term}, device runs under term {self._term}",
+                    False,
+                    fax.first_page,
+                    f"job stamped with term {fax.term}, device runs under term {self._term}",
                     retryable=False,
                 )
-            pages = tuple(range(fax.first_page, len(fax.pages)))
+            pages = tuple(range(fax.first_page, fax.total_pages))
             self._append(f"send job={fax.job_id} pages={len(pages)} term={self._term}")
             self.sent.append(SentFax(fax.job_id, fax.number, pages, self._term))
         for index in pages:
             on_page(index)
-        return SendOutcome(ok=True, pages_confirmed=len(pages))
+        return SendOutcome(ok=True, pages_confirmed=fax.total_pages)
 
     def close(self) -> None:
         """Go off line and release the device. Idempotent."""
