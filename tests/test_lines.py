@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from zetafailover.clock import FakeClock
 from zetafailover.config import parse_config
+from zetafailover.core.events import EventLog
 from zetafailover.errors import ConfigError, LineSwitchError
 from zetafailover.interfaces import LineSwitch
 from zetafailover.lines import may_answer
@@ -293,3 +295,12 @@ def test_bad_line_options_are_refused_with_their_key(
     with pytest.raises(ConfigError, match=reason) as info:
         validate_config(get_plugin_manager(), line_config(line, tmp_path))
     assert f"fax1.toml: {key}:" in str(info.value)
+
+
+def test_a_failed_line_switch_reaches_the_journal_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A third-party strategy's failure during a takeover must stand out, like the pbx strategy's own warning."""
+    events = EventLog("fax1", FakeClock())
+    with caplog.at_level(logging.INFO, logger="zetafailover.events"):
+        events.emit("line_switch_failed", 3, error="pbx unreachable")
+        events.emit("lines_switched", 3)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO]

@@ -83,6 +83,7 @@ _WARN_KINDS = frozenset(
         "device_failed",
         "switchover_refused",
         "activation_failed",
+        "line_switch_failed",
     }
 )
 

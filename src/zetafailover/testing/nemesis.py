@@ -215,7 +215,8 @@ class Nemesis:
     def cli_config(self) -> Path:
         """A config with the cluster's plain shared-folder store, for ``zetafailover`` admin commands.
 
-        (The command line does not load ``[plugins] modules``, so it cannot open a ``faulty+file`` store.)
+        (The nodes' configs name a ``faulty+file`` store; an administrator's command should see the shared
+        folder as it is, not through the faults the nemesis injects into the nodes.)
         """
         path = self.nodes.folder / "nemesis-cli.toml"
         if not path.exists():

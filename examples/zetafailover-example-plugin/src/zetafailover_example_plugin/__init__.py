@@ -81,7 +81,7 @@ def _log_path(section: SectionConfig) -> Path:
         raise section_error(section, "log", f"missing; the {section.kind!r} plugin needs a log file")
     if not isinstance(log, str) or not log.strip() or "\x00" in log:
         raise section_error(section, "log", f"must be a file path, not {log!r}")
-    return Path(log)
+    return section.path(log)  # relative to the config file's folder, like the shipped drivers' paths
 
 
 def _no_unknown(section: SectionConfig, known: set[str]) -> None:
