@@ -254,6 +254,35 @@ class EtcdCluster:
             return False, f"port {member.client_port} is served by another etcd (members {names}), not {member.name}"
         return True, "healthy"
 
+    def leader_index(self, timeout: float = 10.0) -> int:
+        """The index of the member that is the raft leader now, as the running members report it
+        (``maintenance/status``: its ``leader`` id matched to each member's own id). Waits up to ``timeout``
+        for a leader; RuntimeError if none appears. A test that kills one member and must not cause an
+        election kills one that is not the leader."""
+        deadline = time.monotonic() + timeout
+        last = "no member answered"
+        while True:
+            ids: dict[str, int] = {}
+            leader = ""
+            for index, member in enumerate(self.members):
+                if not member.running or member.stopped:
+                    continue
+                client = EtcdClient([("127.0.0.1", member.client_port)])
+                try:
+                    status = client.call("maintenance/status", {}, 1.0)
+                except EtcdError as exc:
+                    last = f"{member.name}: {exc}"
+                    continue
+                own = str(status.get("header", {}).get("member_id", ""))
+                if own:
+                    ids[own] = index
+                leader = str(status.get("leader", "")) or leader
+            if leader in ids:
+                return ids[leader]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no etcd leader within {timeout:g} s ({last})")
+            time.sleep(0.05)
+
     def log_tail(self, member: EtcdMember, size: int = 2000) -> str:
         try:
             return member.log_path.read_text(errors="replace")[-size:]
