@@ -337,3 +337,12 @@ def test_a_frozen_single_etcd_never_hangs_a_call(tmp_path: Path) -> None:
         finally:
             cluster.thaw(0)
         assert store.renew(held).seq == 1
+
+
+def test_starting_a_running_cluster_again_is_refused_rather_than_leaking_its_members(tmp_path: Path) -> None:
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        first = cluster.members[0]
+        with pytest.raises(RuntimeError, match="running already"):
+            cluster.start()
+        assert cluster.members[0] is first and first.running
+    assert not first.running, "the with block closed the members it started"

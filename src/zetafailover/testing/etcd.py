@@ -148,8 +148,12 @@ class EtcdCluster:
     def start(self, timeout: float = 60.0, attempts: int = 3) -> EtcdCluster:
         """Start every member and wait until all are healthy and ours. Retries with new ports if one is taken.
 
-        Raises RuntimeError with the members' log tails when the cluster does not come up.
+        Raises RuntimeError with the members' log tails when the cluster does not come up, and at once when
+        this cluster is running already (the context manager starts it: a second start would leave the first
+        members running with nobody to close them).
         """
+        if any(m.running for m in self.members):
+            raise RuntimeError("this etcd cluster is running already (the `with` block started it)")
         last = ""
         for _ in range(attempts):
             self._plan()
