@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 DRIVER = "modem"
 SPEEDS = (9600, 19200, 38400, 57600, 115200)
 _TIMING = {"command_timeout": 5.0, "dial_timeout": 90.0, "page_timeout": 120.0, "poll_interval": 30.0}
-RECEIVE_BIT_ORDERS = ("auto", "direct", "reversed")
-SEND_BIT_ORDERS = ("direct", "reversed")
 _KEYS = {"port", "class", "speed", "flow", "init", "local_id", "rings", "log", "receive_bit_order", "send_bit_order",
          *_TIMING}  # fmt: skip
 
@@ -162,8 +160,10 @@ def options(section: SectionConfig) -> dict[str, Any]:
     if isinstance(rings, bool) or not isinstance(rings, int) or not 1 <= rings <= 20:
         raise section_error(section, "rings", f"must be a whole number 1..20, not {rings!r}")
     out["rings"] = rings
+    from zetafailover.devices.modem.pages import BIT_ORDERS, SEND_BIT_ORDERS  # noqa: PLC0415
+
     for name, choices, fallback in (
-        ("receive_bit_order", RECEIVE_BIT_ORDERS, "auto"),
+        ("receive_bit_order", BIT_ORDERS, "auto"),
         ("send_bit_order", SEND_BIT_ORDERS, "direct"),
     ):
         order = opts.get(name, fallback)

@@ -37,15 +37,20 @@ from zetafailover.devices.modem import t30
 from zetafailover.devices.modem.at import CAN, DLE, ETX, AtChannel, AtError, AtTimeout
 from zetafailover.devices.modem.class2 import (
     DIAL_RESULTS,
-    SEND_BIT_ORDERS,
     Dialect,
     ReceivedPage,
     SessionResult,
     Timeouts,
-    check_bit_order,
     hangup_reason,
 )
-from zetafailover.devices.modem.pages import BIT_ORDERS, LinePage, decode_line_page_order, page_tiff
+from zetafailover.devices.modem.pages import (
+    BIT_ORDERS,
+    SEND_BIT_ORDERS,
+    LinePage,
+    check_bit_order,
+    decode_line_page_order,
+    page_tiff,
+)
 from zetafailover.devices.modem.t30 import Caps, Frame, FrameError, Rate, T30Timers
 from zetafailover.spool.t4 import T4DecodeError
 

@@ -25,7 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zetafailover.devices.modem.at import DC1, DC2, DLE, ETX, XON, AtChannel, AtError, AtResponse, AtTimeout
-from zetafailover.devices.modem.pages import BIT_ORDERS, REVERSE, LinePage, decode_line_page_order, page_tiff
+from zetafailover.devices.modem.pages import (
+    BIT_ORDERS,
+    REVERSE,
+    SEND_BIT_ORDERS,
+    LinePage,
+    check_bit_order,
+    decode_line_page_order,
+    page_tiff,
+)
 from zetafailover.spool.t4 import T4DecodeError
 
 __all__ = [
@@ -33,12 +41,10 @@ __all__ = [
     "CLASS20",
     "DIAL_RESULTS",
     "HANGUP_REASONS",
-    "SEND_BIT_ORDERS",
     "Dialect",
     "ReceivedPage",
     "SessionResult",
     "Timeouts",
-    "check_bit_order",
     "hangup_reason",
     "receive_fax",
     "send_fax",
@@ -126,18 +132,6 @@ DIAL_RESULTS = {
     "ERROR": ("the modem refused to dial", True),
 }
 """Dial result code → (job reason, retryable)."""
-
-
-SEND_BIT_ORDERS = ("direct", "reversed")
-"""How page data goes to a Class 2/2.0 modem: ``direct`` (LSB first, what ``+FBO=0`` asks for) or ``reversed``
-(every byte bit-reversed, for modems that expect it whatever ``+FBO``/``+FBOR`` says)."""
-
-
-def check_bit_order(order: str, allowed: tuple[str, ...], what: str) -> str:
-    """``order`` if it is one of ``allowed``; ValueError naming ``what``, the value and the choices otherwise."""
-    if order not in allowed:
-        raise ValueError(f"{what} {order!r}: one of {', '.join(allowed)}")
-    return order
 
 
 @dataclass(frozen=True, slots=True)

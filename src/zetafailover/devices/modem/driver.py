@@ -42,14 +42,13 @@ from zetafailover.devices.modem.at import AtChannel, AtError, AtTimeout, check_c
 from zetafailover.devices.modem.class2 import (
     CLASS2,
     CLASS20,
-    SEND_BIT_ORDERS,
     Dialect,
     ReceivedPage,
     Timeouts,
     receive_fax,
     send_fax,
 )
-from zetafailover.devices.modem.pages import BIT_ORDERS, load_fax_pages
+from zetafailover.devices.modem.pages import BIT_ORDERS, SEND_BIT_ORDERS, check_bit_order, load_fax_pages
 from zetafailover.devices.modem.t30 import T30Timers
 from zetafailover.errors import DeviceError, StaleTermError, ValidationError
 from zetafailover.interfaces import Clock, DeviceHealth, InboundSink, OutboundFax, PageConfirmed, SendOutcome
@@ -127,10 +126,8 @@ class ModemDevice:
             raise ValidationError(f"modem class {modem_class!r}: supported are {', '.join(CLASSES)}")
         if flow not in FLOW_CONTROLS:
             raise ValidationError(f"flow control {flow!r}: one of {', '.join(FLOW_CONTROLS)}")
-        if receive_bit_order not in BIT_ORDERS:
-            raise ValidationError(f"receive bit order {receive_bit_order!r}: one of {', '.join(BIT_ORDERS)}")
-        if send_bit_order not in SEND_BIT_ORDERS:
-            raise ValidationError(f"send bit order {send_bit_order!r}: one of {', '.join(SEND_BIT_ORDERS)}")
+        check_bit_order(receive_bit_order, BIT_ORDERS, "receive bit order")
+        check_bit_order(send_bit_order, SEND_BIT_ORDERS, "send bit order")
         for command in init:
             check_command(command)
         self.name = name

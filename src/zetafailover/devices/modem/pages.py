@@ -25,7 +25,9 @@ __all__ = [
     "BIT_ORDERS",
     "REVERSE",
     "RTC_LSB",
+    "SEND_BIT_ORDERS",
     "LinePage",
+    "check_bit_order",
     "decode_line_page",
     "decode_line_page_order",
     "line_pages",
@@ -104,9 +106,21 @@ def sync_to_first_eol(data: bytes) -> bytes:
     return int(rest, 2).to_bytes(len(rest) // 8, "big").translate(REVERSE)
 
 
-BIT_ORDERS = ("direct", "reversed", "auto")
+BIT_ORDERS = ("auto", "direct", "reversed")
 """How received page data is read: ``direct`` (LSB first, as ``+FBO=0`` asks), ``reversed`` (MSB first — what many
 Class 2 modems deliver whatever ``+FBOR`` says) or ``auto`` (direct, and reversed only when direct is not clean)."""
+
+SEND_BIT_ORDERS = ("direct", "reversed")
+"""How page data goes to a Class 2/2.0 modem: ``direct`` (LSB first, what ``+FBO=0`` asks for) or ``reversed``
+(every byte bit-reversed, for modems that expect it whatever ``+FBO``/``+FBOR`` says)."""
+
+
+def check_bit_order(order: str, allowed: tuple[str, ...], what: str) -> str:
+    """``order`` if it is one of ``allowed`` (:data:`BIT_ORDERS` or :data:`SEND_BIT_ORDERS`); otherwise
+    :class:`~zetafailover.errors.ValidationError` (a ValueError) naming ``what``, the value and the choices."""
+    if order not in allowed:
+        raise ValidationError(f"{what} {order!r}: one of {', '.join(allowed)}")
+    return order
 
 
 def decode_line_page_order(data: bytes, width: int = 1728, order: str = "auto") -> tuple[list[bytes], str]:
@@ -118,12 +132,11 @@ def decode_line_page_order(data: bytes, width: int = 1728, order: str = "auto") 
     otherwise the bit-reversed data is decoded as well and whichever gives more rows is kept (a tie keeps
     direct). Each attempt starts at the first EOL (:func:`sync_to_first_eol`) and stops at RTC; rows after a
     coding error are lost. Raises T4DecodeError only when not one row could be decoded (in auto: in either order),
-    ValueError for an unknown ``order``.
+    ValidationError (a ValueError) for an unknown ``order``.
 
     Timing: pure computation, ≈20–40 ms a page; auto costs a second decode only when the first is not clean.
     """
-    if order not in BIT_ORDERS:
-        raise ValueError(f"bit order {order!r}: one of {', '.join(BIT_ORDERS)}")
+    check_bit_order(order, BIT_ORDERS, "bit order")
     if order == "reversed":
         return _decode_synced(data.translate(REVERSE), width)[0], "reversed"
     if order == "direct":
