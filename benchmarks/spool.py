@@ -204,51 +204,46 @@ def file_system_costs(base: Path, n: int = 200) -> dict[str, float]:
     return out
 
 
+Cycle = tuple[Callable[[], object], Callable[[], object], Callable[[Any], object]]
+"""submit, claim (None when nothing is due) and complete of one queue handle."""
+
+
+def cycle(kind: str, root: Path, doc: Path) -> Cycle:
+    """The three transitions of the benchmark on a new handle of the ``directory`` spool (its term already 1) or
+    the ``sqlite`` queue at ``root``."""
+    if kind == "directory":
+        spool = DirectorySpool(root, node="bench")
+        return (
+            lambda: spool.submit(doc, "+1 555 0100"),
+            lambda: spool.claim(1, "m0"),
+            lambda job: spool.complete(job.id, 1, ok=True),
+        )
+    q = SqliteQueue(root)
+    return lambda: q.submit(doc, "+15550100"), lambda: q.claim(1, "m0"), lambda job: q.complete(job, 1)
+
+
 def bench_throughput(base: Path, jobs: int, workers: int) -> dict[str, Any]:
     doc = make_document(base / f"doc-{workers}.tif")
-    spool = DirectorySpool(base / f"spool-{workers}", node="bench")
-    spool.advance_term(1)
-    dir_lat: dict[str, list[float]] = {}
-    dir_rate = run_loop(
-        lambda: spool.submit(doc, "+1 555 0100"),
-        lambda: spool.claim(1, "m0"),
-        lambda job: spool.complete(job.id, 1, ok=True),
-        jobs,
-        workers,
-        latencies=dir_lat,
-    )
-    q = SqliteQueue(base / f"queue-{workers}.db")
-    sql_lat: dict[str, list[float]] = {}
-    sql_rate = run_loop(
-        lambda: q.submit(doc, "+15550100"),
-        lambda: q.claim(1, "m0"),
-        lambda job: q.complete(job, 1),
-        jobs,
-        workers,
-        latencies=sql_lat,
-    )
-    return {"directory_jobs_per_s": round(dir_rate, 1), "sqlite_jobs_per_s": round(sql_rate, 1),
-            "ratio": round(dir_rate / sql_rate, 3),
-            "latency": {"directory": {k: percentiles_ms(v) for k, v in dir_lat.items()},
-                        "sqlite": {k: percentiles_ms(v) for k, v in sql_lat.items()}}}  # fmt: skip
+    roots = {"directory": base / f"spool-{workers}", "sqlite": base / f"queue-{workers}.db"}
+    DirectorySpool(roots["directory"], node="bench").advance_term(1)
+    rates: dict[str, float] = {}
+    latencies: dict[str, dict[str, list[float]]] = {}
+    for kind, root in roots.items():
+        latencies[kind] = {}
+        rates[kind] = run_loop(*cycle(kind, root, doc), jobs, workers, latencies=latencies[kind])
+    latency = {kind: {step: percentiles_ms(v) for step, v in lat.items()} for kind, lat in latencies.items()}
+    return {"directory_jobs_per_s": round(rates["directory"], 1), "sqlite_jobs_per_s": round(rates["sqlite"], 1),
+            "ratio": round(rates["directory"] / rates["sqlite"], 3), "latency": latency}  # fmt: skip
 
 
 def _process_worker(kind: str, root: Path, doc: Path, jobs: int) -> None:
     """One worker process: ``jobs`` submit → claim → complete cycles on its own handle of the queue."""
-    if kind == "directory":
-        spool = DirectorySpool(root, node="bench")
-        for _ in range(jobs):
-            spool.submit(doc, "+1 555 0100")
-            while (job := spool.claim(1, "m0")) is None:
-                pass
-            spool.complete(job.id, 1, ok=True)
-    else:
-        q = SqliteQueue(root)
-        for _ in range(jobs):
-            q.submit(doc, "+15550100")
-            while (got := q.claim(1, "m0")) is None:
-                pass
-            q.complete(got, 1)
+    submit, claim, complete = cycle(kind, root, doc)
+    for _ in range(jobs):
+        submit()
+        while (got := claim()) is None:
+            pass
+        complete(got)
 
 
 def bench_processes(base: Path, jobs: int, workers: int) -> dict[str, float]:
